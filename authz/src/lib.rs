@@ -1,0 +1,22 @@
+//! authz: authorization decisions for requests behind nginx (`auth_request`) and Envoy
+//! (`ext_authz`), from Cedar policies on disk that reload when a policy author saves.
+//!
+//! The decision core (`enforcer`, `decision`, `policy`, `routes`, `identity`, `secret`,
+//! `groups`) has no HTTP in it; `http` and `server` are the service around it.
+
+pub mod cli;
+pub mod config;
+pub mod decision;
+pub mod diagnostics;
+pub mod enforcer;
+pub mod groups;
+pub mod http;
+pub mod identity;
+pub mod metrics;
+pub mod policy;
+pub mod reload;
+pub mod routes;
+pub mod secret;
+pub mod server;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,106 @@
+//! The `authz` binary: parse arguments, load configuration, install logging, run.
+
+use std::process::ExitCode;
+
+use authz::cli::{Cli, Command, ExplainArgs};
+use authz::config::Config;
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(),
+        Command::Check { dir } => code(authz::cli::check(dir)),
+        Command::Explain {
+            user,
+            groups,
+            method,
+            path,
+            policy_dir,
+            groups_file,
+        } => {
+            let (out, rc) = authz::cli::explain(&ExplainArgs {
+                user,
+                groups,
+                method,
+                path,
+                policy_dir,
+                groups_file,
+            });
+            if rc == 0 {
+                print!("{out}");
+            } else {
+                eprintln!("{out}");
+            }
+            code(rc)
+        }
+    }
+}
+
+fn code(rc: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(rc).unwrap_or(1))
+}
+
+fn serve() -> ExitCode {
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("authz: refusing to start: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let _guards = match authz::telemetry::init(config.log_file.as_deref()) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("authz: refusing to start: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("authz: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(async move {
+        let handle = match authz::server::run(config).await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!(error = %e, "refusing to start");
+                eprintln!("authz: refusing to start: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        wait_for_signals(&handle).await;
+        tracing::info!("shutting down: draining requests in flight");
+        handle.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+/// Returns on SIGTERM or SIGINT; SIGHUP reloads policies and groups.
+async fn wait_for_signals(handle: &authz::server::ServerHandle) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stopping");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = int.recv() => return,
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading policies and groups");
+                handle.reload_now();
+            }
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Prometheus metrics: decisions by outcome, decision latency, policy reloads.
+//! Labels carry only fixed vocabularies, never user input or secrets.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    pub adapter: &'static str,
+    pub outcome: &'static str,
+    pub status: u16,
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    pub source: &'static str,
+    pub result: &'static str,
+}
+
+/// Every metric authz exports.
+pub struct Metrics {
+    registry: Registry,
+    pub decisions: Family<DecisionLabels, Counter>,
+    pub decision_seconds: Histogram,
+    pub policy_reloads: Family<ResultLabels, Counter>,
+    pub groups_reloads: Family<ResultLabels, Counter>,
+    pub policies_loaded: Gauge,
+    pub group_lookups: Family<SourceLabels, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("authz");
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        registry.register(
+            "decisions",
+            "Authorization decisions by outcome",
+            decisions.clone(),
+        );
+        // 10 µs .. ~2.6 s
+        let decision_seconds = Histogram::new(
+            prometheus_client::metrics::histogram::exponential_buckets(0.00001, 2.0, 19),
+        );
+        registry.register(
+            "decision_duration_seconds",
+            "Time to decide, from request to verdict",
+            decision_seconds.clone(),
+        );
+        let policy_reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "policy_reloads",
+            "Policy reload attempts by result",
+            policy_reloads.clone(),
+        );
+        let groups_reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "groups_file_reloads",
+            "Groups file reloads by result",
+            groups_reloads.clone(),
+        );
+        let policies_loaded = Gauge::default();
+        registry.register(
+            "policies_loaded",
+            "Policies in the snapshot in force",
+            policies_loaded.clone(),
+        );
+        let group_lookups = Family::<SourceLabels, Counter>::default();
+        registry.register(
+            "group_lookups",
+            "Group lookups by source and result",
+            group_lookups.clone(),
+        );
+        Self {
+            registry,
+            decisions,
+            decision_seconds,
+            policy_reloads,
+            groups_reloads,
+            policies_loaded,
+            group_lookups,
+        }
+    }
+
+    /// The registry, for sources that add their own metrics at start.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
+    /// Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

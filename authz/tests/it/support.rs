@@ -1,0 +1,128 @@
+//! `spawn_app()`: a running authz on a copy of the shipped policies, and helpers to call it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use authz::config::Config;
+use authz::server::{ServerHandle, run};
+
+/// The secret the tests' proxy sends.
+pub const SECRET: &str = "test-secret-0123456789abcdef0123456789";
+
+/// A running authz and the files it reads.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub handle: ServerHandle,
+    pub root: tempfile::TempDir,
+    pub policy_dir: PathBuf,
+    pub groups_file: PathBuf,
+    pub client: reqwest::Client,
+}
+
+/// The repository's shipped `policies/` directory.
+pub fn shipped_policies() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies")
+}
+
+/// Copies the shipped policies (top-level files) into `dest`.
+pub fn copy_policies(dest: &Path) {
+    std::fs::create_dir_all(dest).unwrap();
+    for entry in std::fs::read_dir(shipped_policies()).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), dest.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+/// Starts authz on the shipped policies and groups.
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+/// Starts authz after `adjust` has changed the test configuration.
+pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let root = tempfile::tempdir().unwrap();
+    let policy_dir = root.path().join("policies");
+    copy_policies(&policy_dir);
+    let groups_file = policy_dir.join("groups.toml");
+    let mut config = Config::for_test(&policy_dir, &groups_file, SECRET);
+    adjust(&mut config);
+    let handle = run(config).await.expect("authz starts");
+    // Unix-socket tests talk to the socket; the TCP address is unused there.
+    let addr = handle
+        .tcp_addr()
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+    TestApp {
+        addr,
+        handle,
+        root,
+        policy_dir,
+        groups_file,
+        client: reqwest::Client::builder().no_proxy().build().unwrap(),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Calls `/auth` as nginx would, with the given headers.
+    pub async fn auth(&self, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut req = self.client.get(self.url("/auth"));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.expect("authz answers")
+    }
+
+    /// Calls `/auth` for `user` on `method path` with the right secret.
+    pub async fn auth_as(&self, user: &str, method: &str, path: &str) -> reqwest::Response {
+        self.auth(&[
+            ("x-proxy-secret", SECRET),
+            ("x-user-email", user),
+            ("x-original-method", method),
+            ("x-original-uri", path),
+        ])
+        .await
+    }
+
+    /// The status `/auth` answers for `user` on `method path`.
+    pub async fn status_as(&self, user: &str, method: &str, path: &str) -> u16 {
+        self.auth_as(user, method, path).await.status().as_u16()
+    }
+
+    pub async fn readyz(&self) -> (u16, serde_json::Value) {
+        let r = self.client.get(self.url("/readyz")).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap())
+    }
+
+    /// Writes a policy file the way an editor saves: to a temporary name, then renamed.
+    pub fn save_policy(&self, name: &str, text: &str) {
+        let tmp = self.policy_dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, self.policy_dir.join(name)).unwrap();
+    }
+}
+
+/// Polls `check` until it returns true or `deadline` passes; returns the time it took.
+/// A wait on a condition, not a sleep: it returns as soon as the condition holds.
+pub async fn eventually<F, Fut>(deadline: Duration, mut check: F) -> Option<Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await {
+            return Some(start.elapsed());
+        }
+        if start.elapsed() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Throughput and latency of authz's /auth (full decision: secret, email, groups, Cedar, logging)
+# against a minimal warp server answering 200, same machine, same run. Prints both and the ratio,
+# then p50/p99 of /auth at half its peak rate.
+#
+#   benches/auth_wrk.sh            # DURATION=10 CONNS=32 by default
+#
+# Servers run on CPU 0, wrk on CPU 1, so neither steals the other's core.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-32}
+SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
+cargo build --release -q -p authz --bin authz --example baseline_server
+TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+TMP=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$TMP"; }
+trap cleanup EXIT
+
+wait_up() {
+  for _ in $(seq 1 200); do
+    curl -fs -o /dev/null "http://$1/healthz" && return 0
+    curl -s -o /dev/null "http://$1/" && return 0
+    sleep 0.05
+  done
+  echo "server at $1 did not start" >&2; exit 1
+}
+
+AUTHZ=127.0.0.1:$(free_port)
+BASE=127.0.0.1:$(free_port)
+env -i PATH="$PATH" PROXY_SHARED_SECRET="$SECRET" AUTHZ_LISTEN="$AUTHZ" POLICY_DIR=policies \
+  GROUPS_FILE=policies/groups.toml LOG_FILE="$TMP/app.json" \
+  taskset -c 0 "$TARGET/release/authz" serve >/dev/null 2>&1 &
+pids+=($!)
+taskset -c 0 "$TARGET/release/examples/baseline_server" "$BASE" >/dev/null 2>&1 &
+pids+=($!)
+wait_up "$AUTHZ"; wait_up "$BASE"
+
+cat >"$TMP/auth.lua" <<LUA
+wrk.method = "GET"
+wrk.headers["X-Proxy-Secret"] = "$SECRET"
+wrk.headers["X-User-Email"] = "bob@example.com"
+wrk.headers["X-Original-Method"] = "GET"
+wrk.headers["X-Original-URI"] = "/api/projects?limit=20"
+LUA
+# Same headers, paced: each connection waits 2 ms between requests.
+cp "$TMP/auth.lua" "$TMP/paced.lua"
+echo 'function delay() return 2 end' >>"$TMP/paced.lua"
+
+check=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Proxy-Secret: $SECRET" -H 'X-User-Email: bob@example.com' \
+  -H 'X-Original-Method: GET' -H 'X-Original-URI: /api/projects' "http://$AUTHZ/auth")
+[ "$check" = 200 ] || { echo "/auth answered $check, expected 200" >&2; exit 1; }
+
+rps() { awk '/Requests\/sec/ {print $2}'; }
+run() { taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$@"; }
+
+echo "== baseline: minimal warp server"
+base_out=$(run "http://$BASE/auth" -s "$TMP/auth.lua"); echo "$base_out" | grep -E 'Requests/sec|  50%|  99%'
+echo "== authz /auth"
+auth_out=$(run "http://$AUTHZ/auth" -s "$TMP/auth.lua"); echo "$auth_out" | grep -E 'Requests/sec|  50%|  99%|Non-2xx'
+base_rps=$(echo "$base_out" | rps); auth_rps=$(echo "$auth_out" | rps)
+python3 -c "print(f'ratio authz/baseline: {float($auth_rps)/float($base_rps)*100:.1f}% (target >= 85%)')"
+
+half=$(python3 -c "print(int(float($auth_rps)/2))")
+conns=$(python3 -c "print(max(1, int($half * 0.002)))")
+echo "== authz /auth at ~half its peak ($half req/s: $conns connections x 500 req/s)"
+taskset -c 1 wrk -t1 -c"$conns" -d"${DURATION}s" --latency -s "$TMP/paced.lua" "http://$AUTHZ/auth" \
+  | grep -E 'Requests/sec|  50%|  90%|  99%|Non-2xx'

@@ -180,6 +180,7 @@ fn with_state(state: HttpState) -> impl Filter<Extract = (HttpState,), Error = I
 pub fn routes(
     state: HttpState,
 ) -> impl Filter<Extract = (Response<Bytes>,), Error = Infallible> + Clone {
+    let envoy = crate::envoy_http::filter(state.clone());
     let auth = warp::path!("auth")
         .and(warp::header::headers_cloned())
         .and(with_state(state.clone()))
@@ -195,7 +196,9 @@ pub fn routes(
         .and(warp::get())
         .and(with_state(state))
         .and_then(metrics);
-    auth.or(healthz)
+    auth.or(envoy)
+        .unify()
+        .or(healthz)
         .unify()
         .or(readyz)
         .unify()

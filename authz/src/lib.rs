@@ -4,16 +4,24 @@
 //! The decision core (`enforcer`, `decision`, `policy`, `routes`, `identity`, `secret`,
 //! `groups`) has no HTTP in it; `http` and `server` are the service around it.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
+#[cfg(feature = "database")]
+pub mod db_entities;
 pub mod decision;
 pub mod diagnostics;
+pub mod directory;
 pub mod enforcer;
+pub mod envoy_grpc;
+pub mod envoy_http;
+pub mod group_cache;
 pub mod groups;
 pub mod http;
 pub mod identity;
 pub mod metrics;
 pub mod policy;
+pub mod redis_cache;
 pub mod reload;
 pub mod routes;
 pub mod secret;

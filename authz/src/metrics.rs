@@ -22,6 +22,11 @@ pub struct ResultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpLabels {
+    pub op: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SourceLabels {
     pub source: &'static str,
     pub result: &'static str,
@@ -36,6 +41,13 @@ pub struct Metrics {
     pub groups_reloads: Family<ResultLabels, Counter>,
     pub policies_loaded: Gauge,
     pub group_lookups: Family<SourceLabels, Counter>,
+    /// Directory calls by result: ok, timeout, connect, status, bad_json, too_large, other.
+    pub directory_requests: Family<ResultLabels, Counter>,
+    pub directory_seconds: Histogram,
+    /// Cached lookups by result: hit, shared_hit, miss, coalesced, stale.
+    pub group_cache: Family<ResultLabels, Counter>,
+    /// Failed Redis operations by op: get, put, flush, subscribe.
+    pub redis_errors: Family<OpLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -92,6 +104,33 @@ impl Metrics {
             "Group lookups by source and result",
             group_lookups.clone(),
         );
+        let directory_requests = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "directory_requests",
+            "Calls to the group directory by result",
+            directory_requests.clone(),
+        );
+        // 1 ms .. ~16 s
+        let directory_seconds = Histogram::new(
+            prometheus_client::metrics::histogram::exponential_buckets(0.001, 2.0, 15),
+        );
+        registry.register(
+            "directory_request_duration_seconds",
+            "Time for one directory call, body included",
+            directory_seconds.clone(),
+        );
+        let group_cache = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "group_cache_lookups",
+            "Group cache lookups by result",
+            group_cache.clone(),
+        );
+        let redis_errors = Family::<OpLabels, Counter>::default();
+        registry.register(
+            "redis_errors",
+            "Failed shared-cache operations by operation",
+            redis_errors.clone(),
+        );
         Self {
             registry,
             decisions,
@@ -100,6 +139,10 @@ impl Metrics {
             groups_reloads,
             policies_loaded,
             group_lookups,
+            directory_requests,
+            directory_seconds,
+            group_cache,
+            redis_errors,
         }
     }
 

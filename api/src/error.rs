@@ -1,0 +1,160 @@
+//! Every way an API request can fail, and the one place that maps each to a status and a
+//! JSON body. Authorization failures keep authz's statuses and bodies (`Denial`).
+
+use authz::enforcer::Denial;
+use serde::Serialize;
+use warp::http::StatusCode;
+
+/// Why a request failed. The body never carries secrets, SQL or database addresses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// Authentication, policy or dependency failure, exactly as authz would answer.
+    #[error("denied: {}", .0.reason())]
+    Denied(Denial),
+    /// No such project, or one the caller may not see: the two look the same.
+    #[error("project not found")]
+    ProjectNotFound,
+    /// The body's group is not one the caller may create projects in.
+    #[error("may not create projects in this group")]
+    GroupForbidden,
+    #[error("the body is not valid JSON: {0}")]
+    InvalidJson(String),
+    /// A well-formed value that breaks a rule (400 in the path or query, 422 in a body).
+    #[error("`{field}` {message}")]
+    InvalidParam { field: String, message: String },
+    #[error("`{field}` {message}")]
+    InvalidField { field: String, message: String },
+    #[error("`{field}` {message}")]
+    Conflict { field: String, message: String },
+    #[error("the database is unavailable")]
+    DatabaseUnavailable,
+    #[error("no such route")]
+    RouteNotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("the body is too large")]
+    PayloadTooLarge,
+    #[error("the body needs a Content-Length")]
+    LengthRequired,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    reason: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+}
+
+impl ApiError {
+    /// A value in the path or the query string that is not acceptable (400).
+    pub fn invalid_param(field: &str, message: impl Into<String>) -> Self {
+        Self::InvalidParam {
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// A body field that is not acceptable (422).
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+        Self::InvalidField {
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Denied(d) => StatusCode::from_u16(d.status()).unwrap_or(StatusCode::FORBIDDEN),
+            Self::ProjectNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::GroupForbidden => StatusCode::FORBIDDEN,
+            Self::InvalidJson(_) | Self::InvalidParam { .. } => StatusCode::BAD_REQUEST,
+            Self::InvalidField { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::LengthRequired => StatusCode::LENGTH_REQUIRED,
+        }
+    }
+
+    /// The JSON body: `error` (the kind), `reason` (stable, machine-readable), and for
+    /// input errors the `field` and a `message`.
+    pub fn body(&self) -> String {
+        let (error, reason, field, message): (&str, &str, Option<&str>, Option<String>) = match self
+        {
+            Self::Denied(d) => (d.kind().error(), d.reason(), None, None),
+            Self::ProjectNotFound => ("not_found", "project_not_found", None, None),
+            Self::GroupForbidden => (
+                "forbidden",
+                "policy_denied",
+                Some("meta_group_id"),
+                Some("you may not create projects in this group".into()),
+            ),
+            Self::InvalidJson(m) => ("bad_request", "invalid_json", None, Some(m.clone())),
+            Self::InvalidParam { field, message } => (
+                "bad_request",
+                "invalid_parameter",
+                Some(field),
+                Some(message.clone()),
+            ),
+            Self::InvalidField { field, message } => (
+                "unprocessable_entity",
+                "invalid_field",
+                Some(field),
+                Some(message.clone()),
+            ),
+            Self::Conflict { field, message } => {
+                ("conflict", "conflict", Some(field), Some(message.clone()))
+            }
+            Self::DatabaseUnavailable => (
+                "unavailable",
+                "database_unavailable",
+                None,
+                Some("the database is unavailable; try again later".into()),
+            ),
+            Self::RouteNotFound => ("not_found", "no_such_route", None, None),
+            Self::MethodNotAllowed => ("method_not_allowed", "method_not_allowed", None, None),
+            Self::PayloadTooLarge => ("payload_too_large", "payload_too_large", None, None),
+            Self::LengthRequired => ("length_required", "length_required", None, None),
+        };
+        serde_json::to_string(&Body {
+            error,
+            reason,
+            field,
+            message,
+        })
+        .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn denials_answer_as_authz_does() {
+        for d in [
+            Denial::MissingSecret,
+            Denial::InvalidSecret,
+            Denial::PolicyDenied,
+            Denial::GroupsUnavailable,
+        ] {
+            let e = ApiError::Denied(d);
+            assert_eq!(e.status().as_u16(), d.status());
+            assert_eq!(e.body(), d.body());
+        }
+    }
+
+    #[test]
+    fn input_errors_name_the_field() {
+        let e = ApiError::invalid_field("name", "must not be empty");
+        assert_eq!(e.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            e.body(),
+            r#"{"error":"unprocessable_entity","reason":"invalid_field","field":"name","message":"must not be empty"}"#
+        );
+    }
+}

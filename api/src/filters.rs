@@ -1,0 +1,228 @@
+//! The API's routes: warp filters that translate HTTP into handler calls, one `recover` that
+//! turns every rejection into a JSON error, and the security headers on every response.
+
+use std::convert::Infallible;
+
+use warp::Filter;
+use warp::filters::path::FullPath;
+use warp::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, HeaderName, HeaderValue, REFERRER_POLICY,
+    STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+};
+use warp::http::{HeaderMap, Method, Response};
+use warp::hyper::body::Bytes;
+
+use crate::access::RequestMeta;
+use crate::error::ApiError;
+use crate::handlers::{self, ApiState};
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: u64 = 64 * 1024;
+
+/// One route the API serves: the method and the path as OpenAPI writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiRoute {
+    pub method: &'static str,
+    pub path: &'static str,
+}
+
+/// Every route `routes()` serves (GET routes answer HEAD too). The OpenAPI document and the
+/// tests are checked against this list.
+pub const API_ROUTES: &[ApiRoute] = &[
+    ApiRoute {
+        method: "GET",
+        path: "/api/projects",
+    },
+    ApiRoute {
+        method: "POST",
+        path: "/api/projects",
+    },
+    ApiRoute {
+        method: "GET",
+        path: "/api/projects/{id}",
+    },
+    ApiRoute {
+        method: "PATCH",
+        path: "/api/projects/{id}",
+    },
+    ApiRoute {
+        method: "DELETE",
+        path: "/api/projects/{id}",
+    },
+    ApiRoute {
+        method: "GET",
+        path: "/api/openapi.json",
+    },
+    ApiRoute {
+        method: "GET",
+        path: "/healthz",
+    },
+    ApiRoute {
+        method: "GET",
+        path: "/readyz",
+    },
+];
+
+/// The response headers every reply carries, errors included.
+#[derive(Debug, Clone)]
+pub struct SecurityHeaders(HeaderMap);
+
+impl SecurityHeaders {
+    /// `csp` must be a valid header value (the configuration checks it).
+    pub fn new(csp: &str, hsts: bool) -> Result<Self, String> {
+        let mut h = HeaderMap::new();
+        h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("SAMEORIGIN"));
+        h.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+        h.insert(
+            CONTENT_SECURITY_POLICY,
+            HeaderValue::from_str(csp).map_err(|e| format!("CSP: {e}"))?,
+        );
+        if hsts {
+            h.insert(
+                STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+            );
+        }
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        Ok(Self(h))
+    }
+}
+
+fn with_state(state: ApiState) -> impl Filter<Extract = (ApiState,), Error = Infallible> + Clone {
+    warp::any().map(move || state.clone())
+}
+
+/// The request as the enforcer needs it: method, path with query, headers, peer.
+fn request_meta() -> impl Filter<Extract = (RequestMeta,), Error = Infallible> + Clone {
+    let query = warp::query::raw()
+        .map(Some)
+        .or(warp::any().map(|| None))
+        .unify();
+    warp::method()
+        .and(warp::path::full())
+        .and(query)
+        .and(warp::header::headers_cloned())
+        .and(warp::addr::remote())
+        .map(
+            |method: Method, path: FullPath, query: Option<String>, headers, remote| {
+                let uri = match query {
+                    Some(q) => format!("{}?{q}", path.as_str()),
+                    None => path.as_str().to_string(),
+                };
+                RequestMeta {
+                    method,
+                    uri,
+                    headers,
+                    remote,
+                }
+            },
+        )
+}
+
+fn get_or_head() -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+    warp::get().or(warp::head()).unify()
+}
+
+fn body() -> impl Filter<Extract = (Bytes,), Error = warp::Rejection> + Clone {
+    warp::body::content_length_limit(MAX_BODY_BYTES).and(warp::body::bytes())
+}
+
+/// Every rejection becomes a JSON error; a rejection never reaches a handler, so nothing
+/// here can answer 2xx.
+pub async fn recover(rejection: warp::Rejection) -> Result<Response<Bytes>, Infallible> {
+    let e = if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+        ApiError::PayloadTooLarge
+    } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
+        ApiError::LengthRequired
+    } else if rejection.is_not_found() {
+        ApiError::RouteNotFound
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        ApiError::MethodNotAllowed
+    } else {
+        ApiError::invalid_param("request", "the request is malformed")
+    };
+    Ok(handlers::error_response(&e))
+}
+
+/// All of the API's routes, with the security headers and an access log line per request.
+pub fn routes(
+    state: ApiState,
+    security: SecurityHeaders,
+) -> impl Filter<Extract = (impl warp::Reply,), Error = Infallible> + Clone {
+    let projects = || warp::path!("api" / "projects");
+    let project = || warp::path!("api" / "projects" / String);
+    let list = projects()
+        .and(get_or_head())
+        .and(request_meta())
+        .and(with_state(state.clone()))
+        .then(handlers::list_projects);
+    let create = projects()
+        .and(warp::post())
+        .and(request_meta())
+        .and(body())
+        .and(with_state(state.clone()))
+        .then(handlers::create_project);
+    let get = project()
+        .and(get_or_head())
+        .and(request_meta())
+        .and(with_state(state.clone()))
+        .then(handlers::get_project);
+    let update = project()
+        .and(warp::patch())
+        .and(request_meta())
+        .and(body())
+        .and(with_state(state.clone()))
+        .then(handlers::update_project);
+    let delete = project()
+        .and(warp::delete())
+        .and(request_meta())
+        .and(with_state(state.clone()))
+        .then(handlers::delete_project);
+    let openapi = warp::path!("api" / "openapi.json")
+        .and(get_or_head())
+        .and(request_meta())
+        .and(with_state(state.clone()))
+        .then(handlers::openapi);
+    let healthz = warp::path!("healthz")
+        .and(get_or_head())
+        .then(handlers::healthz);
+    let readyz = warp::path!("readyz")
+        .and(get_or_head())
+        .and(with_state(state))
+        .then(handlers::readyz);
+    let log = warp::log::custom(|info| {
+        tracing::info!(
+            target: "ipm_api::access",
+            method = %info.method(),
+            path = info.path(),
+            status = info.status().as_u16(),
+            latency_us = u64::try_from(info.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "request"
+        );
+    });
+    let SecurityHeaders(headers) = security;
+    list.or(create)
+        .unify()
+        .or(get)
+        .unify()
+        .or(update)
+        .unify()
+        .or(delete)
+        .unify()
+        .or(openapi)
+        .unify()
+        .or(healthz)
+        .unify()
+        .or(readyz)
+        .unify()
+        .recover(recover)
+        .unify()
+        .with(warp::reply::with::headers(headers))
+        .with(log)
+}
+
+/// A header name the configuration gave, checked once at start.
+pub fn header_name(var: &'static str, name: &str) -> Result<HeaderName, String> {
+    HeaderName::from_bytes(name.as_bytes()).map_err(|e| format!("{var}: `{name}`: {e}"))
+}

@@ -1,0 +1,12 @@
+//! authz's integration tests: each starts the real server on 127.0.0.1:0 and talks HTTP to it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod auth;
+mod directory;
+mod envoy_e2e;
+mod envoy_grpc;
+mod envoy_http;
+mod props;
+mod reload;
+mod startup;
+mod support;

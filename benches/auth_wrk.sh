@@ -32,7 +32,7 @@ wait_up() {
 
 AUTHZ=127.0.0.1:$(free_port)
 BASE=127.0.0.1:$(free_port)
-env -i PATH="$PATH" PROXY_SHARED_SECRET="$SECRET" AUTHZ_LISTEN="$AUTHZ" POLICY_DIR=policies \
+env -i PATH="$PATH" PROXY_SHARED_SECRET="$SECRET" AUTHZ_LISTEN="$AUTHZ" AUTHZ_GRPC_LISTEN=off POLICY_DIR=policies \
   GROUPS_FILE=policies/groups.toml LOG_FILE="$TMP/app.json" \
   taskset -c 0 "$TARGET/release/authz" serve >/dev/null 2>&1 &
 pids+=($!)

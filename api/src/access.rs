@@ -26,6 +26,14 @@ fn read_action(resource_type: &str) -> Option<&'static str> {
     }
 }
 
+/// The answer for a resource the caller may not see: the same as for one that does not exist.
+fn not_found(resource_type: &str) -> ApiError {
+    match resource_type {
+        "Image" => ApiError::ImageNotFound,
+        _ => ApiError::ProjectNotFound,
+    }
+}
+
 /// What the API saw of a request, before any decision.
 #[derive(Debug, Clone)]
 pub struct RequestMeta {
@@ -152,7 +160,7 @@ impl Access {
             return Err(ApiError::Denied(denial));
         }
         if route.action == read {
-            return Err(ApiError::ProjectNotFound);
+            return Err(not_found(&route.resource_type));
         }
         let read_route = RouteMatch {
             action: read.to_string(),
@@ -165,7 +173,7 @@ impl Access {
         if self.allows(user, &d.groups, &read_route, meta, &entities) {
             Err(ApiError::Denied(Denial::PolicyDenied))
         } else {
-            Err(ApiError::ProjectNotFound)
+            Err(not_found(&route.resource_type))
         }
     }
 

@@ -7,9 +7,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use authz::config::{
-    ConfigError, ListenAddr, SecretConfig, environment, parse_bool, parse_header_name, parse_num,
+    ConfigError, DirectoryConfig, ListenAddr, SecretConfig, environment, parse_bool,
+    parse_header_name, parse_num,
 };
 use authz::secret::Secret;
+
+use crate::image_config::ImageConfig;
 
 /// The embedded default: a SQLite file under `data/`, created on first start.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/ipm.db?mode=rwc";
@@ -40,8 +43,11 @@ pub struct Config {
     pub client_ip_header: Option<String>,
     /// `POLICY_DIR` [policies]
     pub policy_dir: PathBuf,
-    /// `GROUPS_FILE` [policies/groups.toml]
+    /// `GROUPS_FILE` [policies/groups.toml], with `GROUP_SOURCE=file` (the default).
     pub groups_file: PathBuf,
+    /// `GROUP_SOURCE`, `AUTH_*`, `GROUP_CACHE*`, `REDIS_*`: the same group source as authz.
+    /// (The admin listener is authz's; ipm-api does not open one.)
+    pub directory: DirectoryConfig,
     /// `API_POLICY_POLL_SECONDS` [2]: rescan interval backing up file events; 0 disables.
     pub policy_poll: Duration,
     /// `API_LISTEN` [127.0.0.1:8000]; `unix:/path.sock` for a unix socket.
@@ -60,6 +66,9 @@ pub struct Config {
     pub hsts: bool,
     /// `LOG_FILE` [logs/app.json]; empty disables the file.
     pub log_file: Option<PathBuf>,
+    /// `STORAGE_*`, `S3_*`, `MAX_UPLOAD_BYTES`, `IMAGE_*`: where images live and what is
+    /// accepted (see `ImageConfig`).
+    pub images: ImageConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -73,6 +82,7 @@ impl std::fmt::Debug for Config {
             .field("db_auto_migrate", &self.db_auto_migrate)
             .field("hsts", &self.hsts)
             .field("log_file", &self.log_file)
+            .field("images", &self.images)
             .finish_non_exhaustive()
     }
 }
@@ -101,7 +111,66 @@ pub fn backend_of(url: &str) -> &'static str {
     }
 }
 
+/// The database settings alone: what `ipm-api migrate` needs (no secret, no policies).
+#[derive(Clone)]
+pub struct DbSettings {
+    pub url: String,
+    pub auto_migrate: bool,
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl DbSettings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_map(&environment()?)
+    }
+
+    /// Reads `DATABASE_URL`, `DB_AUTO_MIGRATE`, `DB_MAX_CONNECTIONS`, `DB_ACQUIRE_TIMEOUT_MS`.
+    pub fn from_map(env: &Env) -> Result<Self, ConfigError> {
+        let url = get(env, "DATABASE_URL")
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .unwrap_or(DEFAULT_DATABASE_URL)
+            .to_string();
+        let backend = backend_of(&url);
+        if backend == "unknown" {
+            return Err(invalid(
+                "DATABASE_URL",
+                "must start with `sqlite:` or `postgres:` (`postgresql:`)",
+            ));
+        }
+        let auto_migrate = parse_bool(env, "DB_AUTO_MIGRATE", backend == "sqlite")?;
+        let max_connections: u32 = parse_num(env, "DB_MAX_CONNECTIONS", 10)?;
+        if !(1..=1000).contains(&max_connections) {
+            return Err(invalid("DB_MAX_CONNECTIONS", "must be between 1 and 1000"));
+        }
+        let acquire_ms: u64 = parse_num(env, "DB_ACQUIRE_TIMEOUT_MS", 3000)?;
+        if !(10..=60_000).contains(&acquire_ms) {
+            return Err(invalid(
+                "DB_ACQUIRE_TIMEOUT_MS",
+                "must be between 10 and 60000 milliseconds",
+            ));
+        }
+        Ok(Self {
+            url,
+            auto_migrate,
+            max_connections,
+            acquire_timeout: Duration::from_millis(acquire_ms),
+        })
+    }
+}
+
 impl Config {
+    /// The database settings in this configuration.
+    pub fn db_settings(&self) -> DbSettings {
+        DbSettings {
+            url: self.database_url.clone(),
+            auto_migrate: self.db_auto_migrate,
+            max_connections: self.db_max_connections,
+            acquire_timeout: self.db_acquire_timeout,
+        }
+    }
+
     /// Reads the configuration from the environment and `.env`.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_map(&environment()?)
@@ -144,30 +213,7 @@ impl Config {
             .unwrap_or("127.0.0.1:8000")
             .parse()
             .map_err(|m| invalid("API_LISTEN", m))?;
-        let database_url = get(env, "DATABASE_URL")
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .unwrap_or(DEFAULT_DATABASE_URL)
-            .to_string();
-        let backend = backend_of(&database_url);
-        if backend == "unknown" {
-            return Err(invalid(
-                "DATABASE_URL",
-                "must start with `sqlite:` or `postgres:` (`postgresql:`)",
-            ));
-        }
-        let db_auto_migrate = parse_bool(env, "DB_AUTO_MIGRATE", backend == "sqlite")?;
-        let db_max_connections: u32 = parse_num(env, "DB_MAX_CONNECTIONS", 10)?;
-        if !(1..=1000).contains(&db_max_connections) {
-            return Err(invalid("DB_MAX_CONNECTIONS", "must be between 1 and 1000"));
-        }
-        let acquire_ms: u64 = parse_num(env, "DB_ACQUIRE_TIMEOUT_MS", 3000)?;
-        if !(10..=60_000).contains(&acquire_ms) {
-            return Err(invalid(
-                "DB_ACQUIRE_TIMEOUT_MS",
-                "must be between 10 and 60000 milliseconds",
-            ));
-        }
+        let db = DbSettings::from_map(env)?;
         let csp = match get(env, "CSP").map(str::trim) {
             None | Some("") => DEFAULT_CSP.to_string(),
             Some(v) if v.bytes().all(|b| (0x20..0x7f).contains(&b)) => v.to_string(),
@@ -184,6 +230,7 @@ impl Config {
             None => Some(PathBuf::from("logs/app.json")),
         };
         let poll: u64 = parse_num(env, "API_POLICY_POLL_SECONDS", 2)?;
+        let directory = DirectoryConfig::from_map(env, secrets.debug, &[("API_LISTEN", &listen)])?;
         Ok(Self {
             secrets,
             user_header,
@@ -191,15 +238,17 @@ impl Config {
             client_ip_header,
             policy_dir: path("POLICY_DIR", "policies"),
             groups_file: path("GROUPS_FILE", "policies/groups.toml"),
+            directory,
             policy_poll: Duration::from_secs(poll),
             listen,
-            database_url,
-            db_auto_migrate,
-            db_max_connections,
-            db_acquire_timeout: Duration::from_millis(acquire_ms),
+            database_url: db.url,
+            db_auto_migrate: db.auto_migrate,
+            db_max_connections: db.max_connections,
+            db_acquire_timeout: db.acquire_timeout,
             csp,
             hsts: parse_bool(env, "HSTS", false)?,
             log_file,
+            images: ImageConfig::from_map(env)?,
         })
     }
 
@@ -222,6 +271,7 @@ impl Config {
             client_ip_header: Some("x-real-ip".into()),
             policy_dir: policy_dir.to_path_buf(),
             groups_file: groups_file.to_path_buf(),
+            directory: DirectoryConfig::default(),
             policy_poll: Duration::from_secs(2),
             listen: ListenAddr::Tcp(SocketAddr::from(([127, 0, 0, 1], 0))),
             database_url: database_url.to_string(),
@@ -231,6 +281,13 @@ impl Config {
             csp: DEFAULT_CSP.into(),
             hsts: false,
             log_file: None,
+            // Beside the policies, inside the test's own folder.
+            images: ImageConfig::for_test(
+                &policy_dir
+                    .parent()
+                    .unwrap_or(policy_dir)
+                    .join("data/images"),
+            ),
         }
     }
 }

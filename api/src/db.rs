@@ -139,11 +139,18 @@ impl Db {
                 .fetch_all(p)
                 .await
             }
+            // One index range per group, each cut at the page size, then merged: the work is
+            // bounded by groups x page size, whatever the table's size or the plan PostgreSQL
+            // caches for the prepared statement.
             DbPool::Postgres(p) => sqlx::query_as::<_, Project>(
-                "SELECT id, name, description, meta_group_id, created_by, created_at, updated_at \
-                     FROM projects \
-                     WHERE meta_group_id = ANY($1) AND id > $2 \
-                     ORDER BY id LIMIT $3",
+                "SELECT p.id, p.name, p.description, p.meta_group_id, p.created_by, \
+                        p.created_at, p.updated_at \
+                 FROM unnest($1::text[]) AS g(name) \
+                 CROSS JOIN LATERAL ( \
+                     SELECT id, name, description, meta_group_id, created_by, created_at, updated_at \
+                     FROM projects WHERE meta_group_id = g.name AND id > $2 \
+                     ORDER BY id LIMIT $3) AS p \
+                 ORDER BY p.id LIMIT $3",
             )
             .bind(groups)
             .bind(after)

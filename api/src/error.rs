@@ -34,8 +34,25 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("the body is too large")]
     PayloadTooLarge,
-    #[error("the body needs a Content-Length")]
-    LengthRequired,
+    /// No such image, or one the caller may not see: the two look the same.
+    #[error("image not found")]
+    ImageNotFound,
+    /// The row is there but storage has no object for it (see `ipm-api gc`).
+    #[error("the image's content is missing")]
+    ImageContentMissing,
+    /// An upload over `MAX_UPLOAD_BYTES` (the limit).
+    #[error("the file is larger than {0} bytes")]
+    UploadTooLarge(u64),
+    /// Not an accepted image type, judged from the bytes.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The client stopped sending before the upload was complete.
+    #[error("the upload was interrupted")]
+    UploadInterrupted,
+    #[error("the requested range is outside the image")]
+    RangeNotSatisfiable,
+    #[error("image storage is unavailable")]
+    StorageUnavailable,
 }
 
 #[derive(Serialize)]
@@ -75,8 +92,12 @@ impl ApiError {
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::LengthRequired => StatusCode::LENGTH_REQUIRED,
+            Self::PayloadTooLarge | Self::UploadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::ImageNotFound | Self::ImageContentMissing => StatusCode::NOT_FOUND,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UploadInterrupted => StatusCode::BAD_REQUEST,
+            Self::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
+            Self::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -118,7 +139,43 @@ impl ApiError {
             Self::RouteNotFound => ("not_found", "no_such_route", None, None),
             Self::MethodNotAllowed => ("method_not_allowed", "method_not_allowed", None, None),
             Self::PayloadTooLarge => ("payload_too_large", "payload_too_large", None, None),
-            Self::LengthRequired => ("length_required", "length_required", None, None),
+            Self::ImageNotFound => ("not_found", "image_not_found", None, None),
+            Self::ImageContentMissing => (
+                "not_found",
+                "image_content_missing",
+                None,
+                Some("the image's content is missing from storage".into()),
+            ),
+            Self::UploadTooLarge(max) => (
+                "payload_too_large",
+                "payload_too_large",
+                Some("file"),
+                Some(format!("the file is larger than the limit of {max} bytes")),
+            ),
+            Self::UnsupportedMediaType(m) => (
+                "unsupported_media_type",
+                "unsupported_media_type",
+                Some("file"),
+                Some(m.clone()),
+            ),
+            Self::UploadInterrupted => (
+                "bad_request",
+                "upload_interrupted",
+                None,
+                Some("the upload ended before the file was complete".into()),
+            ),
+            Self::RangeNotSatisfiable => (
+                "range_not_satisfiable",
+                "range_not_satisfiable",
+                Some("range"),
+                Some("the requested range starts past the end of the image".into()),
+            ),
+            Self::StorageUnavailable => (
+                "unavailable",
+                "storage_unavailable",
+                None,
+                Some("image storage is unavailable; try again later".into()),
+            ),
         };
         serde_json::to_string(&Body {
             error,

@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 
+use futures_util::StreamExt;
 use warp::Filter;
 use warp::filters::path::FullPath;
 use warp::http::header::{
@@ -10,7 +11,7 @@ use warp::http::header::{
     STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use warp::http::{HeaderMap, Method, Response};
-use warp::hyper::body::Bytes;
+use warp::hyper::body::{Buf, Bytes};
 
 use crate::access::RequestMeta;
 use crate::error::ApiError;
@@ -48,6 +49,26 @@ pub const API_ROUTES: &[ApiRoute] = &[
     ApiRoute {
         method: "DELETE",
         path: "/api/projects/{id}",
+    },
+    ApiRoute {
+        method: "GET",
+        path: "/api/projects/{id}/images",
+    },
+    ApiRoute {
+        method: "POST",
+        path: "/api/projects/{id}/images",
+    },
+    ApiRoute {
+        method: "GET",
+        path: "/api/images/{id}",
+    },
+    ApiRoute {
+        method: "DELETE",
+        path: "/api/images/{id}",
+    },
+    ApiRoute {
+        method: "GET",
+        path: "/api/images/{id}/content",
     },
     ApiRoute {
         method: "GET",
@@ -89,12 +110,14 @@ impl SecurityHeaders {
     }
 }
 
-fn with_state(state: ApiState) -> impl Filter<Extract = (ApiState,), Error = Infallible> + Clone {
+pub(crate) fn with_state(
+    state: ApiState,
+) -> impl Filter<Extract = (ApiState,), Error = Infallible> + Clone {
     warp::any().map(move || state.clone())
 }
 
 /// The request as the enforcer needs it: method, path with query, headers, peer.
-fn request_meta() -> impl Filter<Extract = (RequestMeta,), Error = Infallible> + Clone {
+pub(crate) fn request_meta() -> impl Filter<Extract = (RequestMeta,), Error = Infallible> + Clone {
     let query = warp::query::raw()
         .map(Some)
         .or(warp::any().map(|| None))
@@ -124,17 +147,58 @@ fn get_or_head() -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
     warp::get().or(warp::head()).unify()
 }
 
+/// A body over `MAX_BODY_BYTES`, by its `Content-Length` or as it streams in.
+#[derive(Debug)]
+struct BodyTooLarge;
+impl warp::reject::Reject for BodyTooLarge {}
+
+/// The body was cut off or unreadable.
+#[derive(Debug)]
+struct BodyUnreadable;
+impl warp::reject::Reject for BodyUnreadable {}
+
+/// The request body, at most `MAX_BODY_BYTES`, with or without a `Content-Length` (an
+/// empty POST needs none); never buffered past the limit.
 fn body() -> impl Filter<Extract = (Bytes,), Error = warp::Rejection> + Clone {
-    warp::body::content_length_limit(MAX_BODY_BYTES).and(warp::body::bytes())
+    warp::header::optional::<u64>("content-length")
+        .and_then(|len: Option<u64>| async move {
+            match len {
+                Some(n) if n > MAX_BODY_BYTES => Err(warp::reject::custom(BodyTooLarge)),
+                _ => Ok(()),
+            }
+        })
+        .untuple_one()
+        .and(warp::body::stream())
+        .and_then(collect_body)
+}
+
+async fn collect_body<S, B>(stream: S) -> Result<Bytes, warp::Rejection>
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let mut stream = Box::pin(stream);
+    let mut out: Vec<u8> = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let mut chunk = chunk.map_err(|_| warp::reject::custom(BodyUnreadable))?;
+        if out.len() + chunk.remaining() > MAX_BODY_BYTES as usize {
+            return Err(warp::reject::custom(BodyTooLarge));
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            let n = part.len();
+            out.extend_from_slice(part);
+            chunk.advance(n);
+        }
+    }
+    Ok(Bytes::from(out))
 }
 
 /// Every rejection becomes a JSON error; a rejection never reaches a handler, so nothing
 /// here can answer 2xx.
 pub async fn recover(rejection: warp::Rejection) -> Result<Response<Bytes>, Infallible> {
-    let e = if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+    let e = if rejection.find::<BodyTooLarge>().is_some() {
         ApiError::PayloadTooLarge
-    } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
-        ApiError::LengthRequired
     } else if rejection.is_not_found() {
         ApiError::RouteNotFound
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
@@ -189,8 +253,9 @@ pub fn routes(
         .then(handlers::healthz);
     let readyz = warp::path!("readyz")
         .and(get_or_head())
-        .and(with_state(state))
+        .and(with_state(state.clone()))
         .then(handlers::readyz);
+    let images = crate::images::routes(state);
     let log = warp::log::custom(|info| {
         tracing::info!(
             target: "ipm_api::access",
@@ -216,8 +281,9 @@ pub fn routes(
         .unify()
         .or(readyz)
         .unify()
+        // Image downloads stream, so their replies have another body type: no `unify`.
+        .or(images)
         .recover(recover)
-        .unify()
         .with(warp::reply::with::headers(headers))
         .with(log)
 }

@@ -29,6 +29,7 @@ pub struct ApiState {
     pub db: Db,
     pub store: Arc<PolicyStore>,
     pub openapi: Arc<Bytes>,
+    pub images: Arc<crate::images::Images>,
 }
 
 type Reply = Response<Bytes>;
@@ -284,9 +285,12 @@ pub async fn delete_project(id: String, meta: RequestMeta, s: ApiState) -> Reply
         async {
             let caller = s.access.authorize(&meta).await?;
             let id = project_id(&id)?;
+            // The rows go with the project (ON DELETE CASCADE); their objects go after.
+            let objects = s.images.store.project_keys(id).await.map_err(db_error)?;
             if !s.db.delete(id).await.map_err(db_error)? {
                 return Err(ApiError::ProjectNotFound);
             }
+            crate::images::remove_objects(&s.images, &objects).await;
             tracing::info!(
                 target: "ipm_api::audit",
                 user = caller.user.as_str(),
@@ -323,12 +327,17 @@ pub async fn readyz(s: ApiState) -> Reply {
     if let Err(e) = &db {
         tracing::warn!(error = %e, "readiness: database unavailable");
     }
+    let storage = s.images.storage.check().await;
+    if let Err(e) = &storage {
+        tracing::warn!(error = %e, "readiness: storage unavailable");
+    }
     let pending = s.store.pending_error();
     let snapshot = s.store.snapshot();
-    let ready = db.is_ok() && pending.is_none();
+    let ready = db.is_ok() && storage.is_ok() && pending.is_none();
     let body = json!({
         "ready": ready,
         "database": { "backend": s.db.backend(), "ok": db.is_ok() },
+        "storage": { "backend": s.images.storage.backend(), "ok": storage.is_ok() },
         "policies": {
             "hash": snapshot.hash,
             "count": snapshot.policy_count(),

@@ -2,14 +2,24 @@
 //! authorized in-process by authz's enforcer against the same Cedar policies as the proxy.
 //!
 //! `filters` translate HTTP, `handlers` act, `models` hold data, `db` stores it, `access` is
-//! the enforcement point and `error` the one map from failures to statuses.
+//! the enforcement point and `error` the one map from failures to statuses. Images: `images`
+//! (routes), `upload` (streaming into `storage`), `sniff`, `filename`, `image_store` (rows),
+//! `gc` (what a crash leaves behind).
 
 pub mod access;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod filename;
 pub mod filters;
+pub mod gc;
 pub mod handlers;
+pub mod image_config;
+pub mod image_store;
+pub mod images;
 pub mod models;
 pub mod openapi;
 pub mod server;
+pub mod sniff;
+pub mod storage;
+pub mod upload;

@@ -1,10 +1,11 @@
 //! The `ipm-api` binary: parse arguments, load configuration, install logging, then serve
-//! (the default) or apply the database migrations.
+//! (the default), apply the database migrations, or collect what a crash left in storage.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ipm_api::config::Config;
+use ipm_api::config::{Config, DbSettings};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -21,69 +22,146 @@ struct Cli {
 enum Command {
     /// Serve the API (the default). Configured by environment variables and `.env`.
     Serve,
-    /// Apply the database migrations to `DATABASE_URL`, then exit.
+    /// Apply the database migrations to `DATABASE_URL`, then exit. Needs only the `DB_*`
+    /// variables and `DATABASE_URL`.
     Migrate,
+    /// Find stored images without a row, rows without an image and unfinished uploads (what
+    /// a crash leaves behind). Reports only, unless `--apply`. Needs the `DB_*`, `STORAGE_*`
+    /// and `S3_*` variables.
+    Gc {
+        /// Remove what is found.
+        #[arg(long)]
+        apply: bool,
+        /// Leave objects and unfinished uploads younger than this alone: they may belong to
+        /// an upload in progress.
+        #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
+        min_age: u64,
+        /// Remove rows even when every image's object seems missing.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("ipm-api: cannot start the runtime: {e}");
+            ExitCode::from(2)
+        })
+}
+
+fn refuse(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("ipm-api: refusing to start: {e}");
+    ExitCode::from(2)
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let command = cli.command.unwrap_or(Command::Serve);
-    let config = match Config::from_env() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("ipm-api: refusing to start: {e}");
-            return ExitCode::from(2);
-        }
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(),
+        Command::Migrate => migrate(),
+        Command::Gc {
+            apply,
+            min_age,
+            force,
+        } => gc(ipm_api::gc::GcOptions {
+            apply,
+            min_age: std::time::Duration::from_secs(min_age),
+            force,
+        }),
+    }
+}
+
+fn log_file() -> Option<PathBuf> {
+    match std::env::var("LOG_FILE") {
+        Ok(v) if v.is_empty() => None,
+        Ok(v) => Some(PathBuf::from(v)),
+        Err(_) => Some(PathBuf::from("logs/app.json")),
+    }
+}
+
+fn migrate() -> ExitCode {
+    let settings = match DbSettings::from_env() {
+        Ok(s) => s,
+        Err(e) => return refuse(e),
     };
-    let _guards = match authz::telemetry::init(config.log_file.as_deref()) {
+    let _guards = match authz::telemetry::init(log_file().as_deref()) {
         Ok(g) => g,
-        Err(e) => {
-            eprintln!("ipm-api: refusing to start: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return refuse(e),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("ipm-api: cannot start the runtime: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async move {
-        match command {
-            Command::Migrate => match ipm_api::server::migrate(&config).await {
-                Ok(db) => {
-                    tracing::info!(database = db.backend(), "migrations applied");
-                    db.close().await;
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "migrations failed");
-                    eprintln!("ipm-api: {e}");
-                    ExitCode::from(1)
-                }
-            },
-            Command::Serve => serve(config).await,
+        match ipm_api::server::migrate(&settings).await {
+            Ok(db) => {
+                tracing::info!(database = db.backend(), "migrations applied");
+                db.close().await;
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "migrations failed");
+                eprintln!("ipm-api: {e}");
+                ExitCode::from(1)
+            }
         }
     })
 }
 
-async fn serve(config: Config) -> ExitCode {
-    let handle = match ipm_api::server::run(config).await {
-        Ok(h) => h,
-        Err(e) => {
-            tracing::error!(error = %e, "refusing to start");
-            eprintln!("ipm-api: refusing to start: {e}");
-            return ExitCode::from(2);
-        }
+fn gc(options: ipm_api::gc::GcOptions) -> ExitCode {
+    let settings = match DbSettings::from_env() {
+        Ok(s) => s,
+        Err(e) => return refuse(e),
     };
-    wait_for_signals(&handle).await;
-    tracing::info!("shutting down: draining requests in flight");
-    handle.shutdown().await;
-    ExitCode::SUCCESS
+    let images = match ipm_api::image_config::ImageConfig::from_env() {
+        Ok(c) => c,
+        Err(e) => return refuse(e),
+    };
+    let runtime = match runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    runtime.block_on(async move {
+        let mut out = std::io::stdout();
+        match ipm_api::gc::collect(&settings, &images.storage, options, &mut out).await {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ipm-api gc: {e}");
+                ExitCode::from(1)
+            }
+        }
+    })
+}
+
+fn serve() -> ExitCode {
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => return refuse(e),
+    };
+    let _guards = match authz::telemetry::init(config.log_file.as_deref()) {
+        Ok(g) => g,
+        Err(e) => return refuse(e),
+    };
+    let runtime = match runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    runtime.block_on(async move {
+        let handle = match ipm_api::server::run(config).await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!(error = %e, "refusing to start");
+                return refuse(e);
+            }
+        };
+        wait_for_signals(&handle).await;
+        tracing::info!("shutting down: draining requests in flight");
+        handle.shutdown().await;
+        ExitCode::SUCCESS
+    })
 }
 
 /// Returns on SIGTERM or SIGINT; SIGHUP reloads policies and groups.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use authz::config::ListenAddr;
 use authz::db_entities::DbEntityResolver;
 use authz::enforcer::Enforcer;
+use authz::group_cache::{GroupCache, SystemClock};
 use authz::groups::{FileGroups, GroupSource};
 use authz::metrics::Metrics;
 use authz::reload::{Reload, Reloader};
@@ -14,10 +15,12 @@ use authz::store::PolicyStore;
 use warp::hyper::body::Bytes;
 
 use crate::access::{Access, HeaderNames};
-use crate::config::Config;
+use crate::config::{Config, DbSettings};
 use crate::db::{Db, DbError};
 use crate::filters::{SecurityHeaders, header_name, routes};
 use crate::handlers::ApiState;
+use crate::image_store::ImageStore;
+use crate::images::Images;
 
 /// Why ipm-api could not start.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +35,8 @@ pub enum StartError {
     Listen(String),
     #[error("{0}")]
     Other(String),
+    #[error("image storage: {0}")]
+    Storage(#[from] crate::storage::StorageError),
 }
 
 /// A running ipm-api. Dropping it does not stop the server; call `shutdown`.
@@ -74,11 +79,11 @@ impl ApiHandle {
 }
 
 /// Opens the database and applies the migrations (`ipm-api migrate`).
-pub async fn migrate(config: &Config) -> Result<Db, StartError> {
+pub async fn migrate(settings: &DbSettings) -> Result<Db, StartError> {
     let db = Db::open(
-        &config.database_url,
-        config.db_max_connections,
-        config.db_acquire_timeout,
+        &settings.url,
+        settings.max_connections,
+        settings.acquire_timeout,
     )?;
     db.migrate().await?;
     Ok(db)
@@ -88,9 +93,22 @@ pub async fn migrate(config: &Config) -> Result<Db, StartError> {
 pub async fn run(config: Config) -> Result<ApiHandle, StartError> {
     let metrics = Arc::new(Metrics::new());
     let store = Arc::new(PolicyStore::load(&config.policy_dir)?);
-    let groups_file = Arc::new(FileGroups::load(&config.groups_file)?);
+    // The same group source as authz: the groups file, or the directory behind its cache.
+    let group_cache = GroupCache::from_config(
+        &config.directory,
+        Arc::new(SystemClock::new()),
+        metrics.clone(),
+    )
+    .map_err(|e| StartError::Other(e.to_string()))?;
+    let (groups, groups_file): (Arc<dyn GroupSource>, _) = match group_cache {
+        Some(cache) => (Arc::new(cache), None),
+        None => {
+            let file = Arc::new(FileGroups::load(&config.groups_file)?);
+            (file.clone(), Some(file))
+        }
+    };
     let db = if config.db_auto_migrate {
-        migrate(&config).await?
+        migrate(&config.db_settings()).await?
     } else {
         Db::open(
             &config.database_url,
@@ -103,7 +121,7 @@ pub async fn run(config: Config) -> Result<ApiHandle, StartError> {
     let enforcer = Arc::new(
         Enforcer::new(
             store.clone(),
-            groups_file.clone() as Arc<dyn GroupSource>,
+            groups.clone(),
             config.secrets.secret_set(),
             metrics.clone(),
         )
@@ -121,11 +139,17 @@ pub async fn run(config: Config) -> Result<ApiHandle, StartError> {
             .map_err(StartError::Other)?,
     };
     let openapi = crate::openapi::document(&config.user_header, &config.secret_header);
+    let images = Arc::new(Images {
+        storage: crate::storage::open(&config.images.storage).await?,
+        store: ImageStore::new(db.clone()),
+        config: config.images.clone(),
+    });
     let state = ApiState {
         access: Arc::new(Access::new(enforcer.clone(), resolver, names)),
         db: db.clone(),
         store: store.clone(),
         openapi: Arc::new(Bytes::from(openapi.to_string())),
+        images: images.clone(),
     };
     let security = SecurityHeaders::new(&config.csp, config.hsts).map_err(StartError::Other)?;
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -133,14 +157,18 @@ pub async fn run(config: Config) -> Result<ApiHandle, StartError> {
         authz::server::serve("API_LISTEN", &config.listen, routes(state, security), rx)
             .await
             .map_err(|e| StartError::Listen(e.to_string()))?;
-    let reloaders = vec![
-        Reloader::spawn(
-            store.clone() as Arc<dyn Reload>,
-            metrics.clone(),
+    let mut reloaders = vec![Reloader::spawn(
+        store.clone() as Arc<dyn Reload>,
+        metrics.clone(),
+        config.policy_poll,
+    )];
+    if let Some(file) = groups_file {
+        reloaders.push(Reloader::spawn(
+            file as Arc<dyn Reload>,
+            metrics,
             config.policy_poll,
-        ),
-        Reloader::spawn(groups_file as Arc<dyn Reload>, metrics, config.policy_poll),
-    ];
+        ));
+    }
     if config.secrets.skip_header_check {
         tracing::warn!(
             "SKIP_HEADER_CHECK=true with DEBUG=true: the proxy secret is NOT checked; never run this in production"
@@ -153,7 +181,9 @@ pub async fn run(config: Config) -> Result<ApiHandle, StartError> {
         policy_dir = %config.policy_dir.display(),
         policy_hash = %snapshot.hash,
         policies = snapshot.policy_count(),
-        groups_file = %config.groups_file.display(),
+        groups = groups.kind(),
+        storage = images.storage.backend(),
+        max_upload_bytes = images.config.max_upload_bytes,
         hsts = config.hsts,
         "ipm-api listening"
     );

@@ -48,8 +48,13 @@ fn check_token(headers: &HeaderMap, token: &SecretSet) -> Option<Response<Bytes>
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let reason = match (values.next(), values.next()) {
         (None, _) => "missing_admin_token",
-        (Some(v), None) => match v.as_bytes().strip_prefix(b"Bearer ") {
-            Some(candidate) if token.verify(candidate) => return None,
+        (Some(v), None) => match v.as_bytes().split_at_checked(7) {
+            // The scheme is case-insensitive (RFC 9110); the token is not.
+            Some((scheme, candidate))
+                if scheme.eq_ignore_ascii_case(b"bearer ") && token.verify(candidate) =>
+            {
+                return None;
+            }
             _ => "invalid_admin_token",
         },
         (Some(_), Some(_)) => "invalid_admin_token",

@@ -1,13 +1,16 @@
-//! The `authz` command line: `serve`, `check` and `explain`.
+//! The `authz` command line: `serve`, and the policy author's tools `check`, `explain`,
+//! `test`, `diff` and `fmt`. Each tool returns its report and exit code; `main` prints.
 
-use std::path::PathBuf;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
-use crate::decision::{CedarQuery, decide};
-use crate::groups::{GroupIndex, Groups};
+use crate::groups::GroupIndex;
 use crate::identity::Email;
 use crate::policy::PolicySnapshot;
+use crate::policy_tests::{CaseSpec, TESTS_DIR, load_cases, resolve};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -29,27 +32,38 @@ pub enum Command {
         /// The policy directory [POLICY_DIR or `policies`].
         dir: Option<PathBuf>,
     },
-    /// Show how a request would be decided and which policies decided it.
-    Explain {
-        /// The user's email.
-        #[arg(long)]
-        user: String,
-        /// The user's groups, comma-separated; without it, they come from the groups file.
-        #[arg(long)]
-        groups: Option<String>,
-        /// The request method.
-        #[arg(long)]
-        method: String,
-        /// The request path (a query string is ignored).
-        #[arg(long)]
-        path: String,
-        /// The policy directory [POLICY_DIR or `policies`].
-        #[arg(long)]
-        policy_dir: Option<PathBuf>,
-        /// The groups file [GROUPS_FILE or `policies/groups.toml`].
-        #[arg(long)]
-        groups_file: Option<PathBuf>,
-    },
+    /// Show how a request would be decided, which policies decided it, and why.
+    Explain(ExplainArgs),
+    /// Run the policy test files (`DIR/tests/*.toml`); exit non-zero when a case fails.
+    Test(TestArgs),
+    /// Show the decisions that change between two policy directories.
+    Diff(DiffArgs),
+    /// Format Cedar files; with `--check`, only report the files that are not formatted.
+    Fmt(FmtArgs),
+}
+
+/// The exit code when the input itself cannot be read (as opposed to a failing check).
+pub const EXIT_ERROR: i32 = 2;
+
+/// Runs a tool command and prints its report; `serve` is `main`'s.
+pub fn run(command: Command) -> i32 {
+    // A failed check is a report of errors; the other tools' failures are their findings.
+    let errors_only = matches!(command, Command::Check { .. });
+    let (out, rc) = match command {
+        Command::Serve => return EXIT_ERROR,
+        Command::Check { dir } => check(dir),
+        Command::Explain(args) => explain(&args),
+        Command::Test(args) if args.watch => return watch(&args),
+        Command::Test(args) => test(&args),
+        Command::Diff(args) => diff(&args),
+        Command::Fmt(args) => fmt(&args),
+    };
+    if rc == EXIT_ERROR || (errors_only && rc != 0) {
+        eprint!("{out}");
+    } else {
+        print!("{out}");
+    }
+    rc
 }
 
 fn env_path(var: &str, default: &str) -> PathBuf {
@@ -58,136 +72,385 @@ fn env_path(var: &str, default: &str) -> PathBuf {
         .map_or_else(|| PathBuf::from(default), PathBuf::from)
 }
 
-/// `authz check`: prints every problem with its file, line, column and source line.
-pub fn check(dir: Option<PathBuf>) -> i32 {
-    let dir = dir.unwrap_or_else(|| env_path("POLICY_DIR", "policies"));
-    match PolicySnapshot::load(&dir) {
-        Ok(s) => {
-            for w in &s.warnings {
-                eprintln!("warning: {}", w.rendered);
-            }
-            println!(
-                "ok: {} policies, {} routes in `{}` (hash {})",
-                s.policy_count(),
-                s.routes.routes().len(),
-                dir.display(),
-                s.hash
-            );
-            0
-        }
-        Err(e) => {
-            eprintln!("{}", e.render());
-            eprintln!(
-                "error: {} problem(s) in `{}`",
-                e.problems.len(),
-                dir.display()
-            );
-            1
-        }
-    }
+fn policy_dir(dir: Option<&PathBuf>) -> PathBuf {
+    dir.cloned()
+        .unwrap_or_else(|| env_path("POLICY_DIR", "policies"))
 }
 
-/// The input of `authz explain`.
-#[derive(Debug, Clone)]
+fn load(dir: &Path) -> Result<PolicySnapshot, String> {
+    PolicySnapshot::load(dir).map_err(|e| {
+        format!(
+            "{}\nerror: {} problem(s) in `{}`\n",
+            e.render(),
+            e.problems.len(),
+            dir.display()
+        )
+    })
+}
+
+/// `authz check`: every problem with its file, line, column, source line and Cedar's help;
+/// then warnings: policies that can never apply, routes that no policy can allow.
+pub fn check(dir: Option<PathBuf>) -> (String, i32) {
+    let dir = policy_dir(dir.as_ref());
+    let s = match load(&dir) {
+        Ok(s) => s,
+        Err(report) => return (report, 1),
+    };
+    let mut out = String::new();
+    for w in &s.warnings {
+        out.push_str(&format!("warning: {}\n", w.rendered.trim_end()));
+    }
+    for w in crate::coverage::unpermitted_routes(&s) {
+        out.push_str(&format!(
+            "warning: {}: {w}\n",
+            dir.join(crate::policy::ROUTES_FILE).display()
+        ));
+    }
+    out.push_str(&format!(
+        "ok: {} policies, {} routes in `{}` (hash {})\n",
+        s.policy_count(),
+        s.routes.routes().len(),
+        dir.display(),
+        s.hash
+    ));
+    (out, 0)
+}
+
+/// The input of `authz explain`: a request like a test case.
+#[derive(Debug, Clone, Args)]
 pub struct ExplainArgs {
+    /// The user's email.
+    #[arg(long)]
     pub user: String,
+    /// The user's groups, comma-separated; without it, they come from the groups file.
+    #[arg(long)]
     pub groups: Option<String>,
-    pub method: String,
-    pub path: String,
+    /// The request method.
+    #[arg(long)]
+    pub method: Option<String>,
+    /// The request path (a query string is ignored for matching).
+    #[arg(long)]
+    pub path: Option<String>,
+    /// Ask Cedar about this action instead of the route's (with --resource).
+    #[arg(long, requires = "resource")]
+    pub action: Option<String>,
+    /// The resource, such as `Group::"photographers"` (with --action).
+    #[arg(long, requires = "action")]
+    pub resource: Option<String>,
+    /// The group that owns the resource (a project, or an image's project).
+    #[arg(long)]
+    pub resource_group: Option<String>,
+    /// A file of Cedar entity JSON for the resource.
+    #[arg(long, conflicts_with = "resource_group")]
+    pub entities: Option<PathBuf>,
+    /// The client address (`context.client_ip`).
+    #[arg(long)]
+    pub client_ip: Option<IpAddr>,
+    /// The policy directory [POLICY_DIR or `policies`].
+    #[arg(long)]
     pub policy_dir: Option<PathBuf>,
+    /// The groups file [GROUPS_FILE or `policies/groups.toml`].
+    #[arg(long)]
     pub groups_file: Option<PathBuf>,
 }
 
 /// `authz explain`: returns the report and the exit code.
 pub fn explain(args: &ExplainArgs) -> (String, i32) {
-    let dir = args
-        .policy_dir
-        .clone()
-        .unwrap_or_else(|| env_path("POLICY_DIR", "policies"));
-    let snapshot = match PolicySnapshot::load(&dir) {
+    let dir = policy_dir(args.policy_dir.as_ref());
+    let snapshot = match load(&dir) {
         Ok(s) => s,
-        Err(e) => {
-            return (
-                format!("{}\nerror: the policies do not load", e.render()),
-                2,
-            );
-        }
+        Err(report) => return (report, EXIT_ERROR),
     };
-    let user: Email = match args.user.parse() {
-        Ok(u) => u,
-        Err(e) => return (format!("error: --user: {e}"), 2),
-    };
-    let groups: Groups = match &args.groups {
-        Some(list) => {
-            let mut g: Vec<String> = list
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect();
-            g.sort();
-            g.dedup();
-            g.into()
-        }
+    let groups = match &args.groups {
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
         None => {
+            let user: Email = match args.user.parse() {
+                Ok(u) => u,
+                Err(e) => return (format!("error: --user: {e}\n"), EXIT_ERROR),
+            };
             let file = args
                 .groups_file
                 .clone()
                 .unwrap_or_else(|| env_path("GROUPS_FILE", "policies/groups.toml"));
             match GroupIndex::load(&file) {
-                Ok(idx) => idx.groups(&user),
-                Err(e) => return (format!("error: {e}"), 2),
+                Ok(idx) => idx.groups(&user).to_vec(),
+                Err(e) => return (format!("error: {e}\n"), EXIT_ERROR),
             }
         }
+    };
+    let entities = match &args.entities {
+        None => None,
+        Some(file) => match std::fs::read_to_string(file) {
+            Ok(text) => Some(serde_json::Value::String(text)),
+            Err(e) => {
+                return (
+                    format!("error: --entities: `{}`: {e}\n", file.display()),
+                    EXIT_ERROR,
+                );
+            }
+        },
+    };
+    let spec = CaseSpec {
+        user: args.user.clone(),
+        groups,
+        method: args.method.clone(),
+        path: args.path.clone(),
+        action: args.action.clone(),
+        resource: args.resource.clone(),
+        resource_group: args.resource_group.clone(),
+        entities,
+        client_ip: args.client_ip,
+        ..CaseSpec::default()
+    };
+    match resolve(&snapshot, &spec) {
+        Ok(r) => (crate::explain::explain(&snapshot, &r), 0),
+        Err(e) => (format!("error: {e}\n"), EXIT_ERROR),
+    }
+}
+
+/// The input of `authz test`.
+#[derive(Debug, Clone, Args)]
+pub struct TestArgs {
+    /// The policy directory [POLICY_DIR or `policies`].
+    pub dir: Option<PathBuf>,
+    /// A test file or a folder of them [DIR/tests].
+    #[arg(long)]
+    pub tests: Option<PathBuf>,
+    /// Run again whenever a policy or test file is saved.
+    #[arg(long)]
+    pub watch: bool,
+}
+
+impl TestArgs {
+    fn paths(&self) -> (PathBuf, PathBuf) {
+        let dir = policy_dir(self.dir.as_ref());
+        let tests = self.tests.clone().unwrap_or_else(|| dir.join(TESTS_DIR));
+        (dir, tests)
+    }
+}
+
+fn render_problems(problems: &[crate::diagnostics::Problem]) -> String {
+    let mut out: String = problems
+        .iter()
+        .map(|p| format!("{}\n", p.rendered.trim_end()))
+        .collect();
+    out.push_str(&format!(
+        "error: {} problem(s) in the test files\n",
+        problems.len()
+    ));
+    out
+}
+
+/// `authz test`: the table of cases, the details of each failure; 1 when any case fails.
+pub fn test(args: &TestArgs) -> (String, i32) {
+    let (dir, tests) = args.paths();
+    let snapshot = match load(&dir) {
+        Ok(s) => s,
+        Err(report) => return (report, EXIT_ERROR),
+    };
+    let cases = match load_cases(&tests) {
+        Ok(c) => c,
+        Err(problems) => return (render_problems(&problems), EXIT_ERROR),
+    };
+    let mut report = crate::policy_tests::run(&snapshot, cases);
+    if args.tests.is_some() {
+        // Some of the cases only: routes they do not reach are not a gap in the suite.
+        report.uncovered_routes.clear();
+    }
+    let rc = i32::from(report.failed() > 0);
+    (crate::policy_tests::render(&snapshot, &report), rc)
+}
+
+/// Events that mean a file changed; reading the files ourselves must not count.
+fn is_change(event: &notify::Event) -> bool {
+    use notify::EventKind;
+    use notify::event::ModifyKind;
+    let kind = matches!(
+        event.kind,
+        EventKind::Create(_) | EventKind::Remove(_) | EventKind::Any
+    ) || matches!(event.kind, EventKind::Modify(m) if !matches!(m, ModifyKind::Metadata(_)));
+    let visible = event.paths.iter().any(|p| {
+        p.file_name()
+            .is_some_and(|n| !n.to_string_lossy().starts_with('.'))
+    });
+    kind && visible
+}
+
+/// `authz test --watch`: runs, then runs again after each save, until interrupted.
+pub fn watch(args: &TestArgs) -> i32 {
+    use notify::{RecursiveMode, Watcher};
+    let (dir, tests) = args.paths();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if res.is_ok_and(|e| is_change(&e)) {
+            let _ = tx.send(());
+        }
+    });
+    let mut watcher = match watcher {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: cannot watch files: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    for path in [&dir, &tests] {
+        if let Err(e) = watcher.watch(path, RecursiveMode::Recursive) {
+            eprintln!("error: cannot watch `{}`: {e}", path.display());
+            return EXIT_ERROR;
+        }
+    }
+    loop {
+        let (out, _) = test(args);
+        println!("{out}");
+        println!(
+            "watching `{}` and `{}`; Ctrl-C stops",
+            dir.display(),
+            tests.display()
+        );
+        if rx.recv().is_err() {
+            return EXIT_ERROR;
+        }
+        // An editor's save is several events; run once it settles.
+        while rx.recv_timeout(Duration::from_millis(100)).is_ok() {}
+        println!("\n--- files changed: running again ---\n");
+    }
+}
+
+/// The input of `authz diff`.
+#[derive(Debug, Clone, Args)]
+pub struct DiffArgs {
+    /// The policy directory in force.
+    pub old: PathBuf,
+    /// The candidate policy directory.
+    pub new: PathBuf,
+    /// Test cases to evaluate: a file or a folder [NEW/tests].
+    #[arg(long, conflicts_with = "log")]
+    pub cases: Option<PathBuf>,
+    /// A decision log (JSON lines, as LOG_FILE holds) whose requests to replay.
+    #[arg(long)]
+    pub log: Option<PathBuf>,
+    /// With --log: today's membership from this groups file instead of the logged one.
+    #[arg(long, requires = "log")]
+    pub groups_file: Option<PathBuf>,
+}
+
+/// `authz diff`: the decisions that change; 1 when any does, like diff(1).
+pub fn diff(args: &DiffArgs) -> (String, i32) {
+    use crate::policy_diff::{changes, from_cases, from_log, render};
+    let (old, new) = match (load(&args.old), load(&args.new)) {
+        (Ok(a), Ok(b)) => (a, b),
+        (a, b) => {
+            let report: String = [a.err(), b.err()].into_iter().flatten().collect();
+            return (report, EXIT_ERROR);
+        }
+    };
+    let (replays, compared) = match &args.log {
+        Some(log) => {
+            let text = match std::fs::read_to_string(log) {
+                Ok(t) => t,
+                Err(e) => return (format!("error: `{}`: {e}\n", log.display()), EXIT_ERROR),
+            };
+            let groups = match args.groups_file.as_deref().map(GroupIndex::load) {
+                None => None,
+                Some(Ok(g)) => Some(g),
+                Some(Err(e)) => return (format!("error: {e}\n"), EXIT_ERROR),
+            };
+            let r = from_log(&text, groups.as_ref());
+            let what = format!(
+                "{} logged requests ({} distinct, {} not replayable)",
+                r.requests,
+                r.replays.len(),
+                r.skipped
+            );
+            (r.replays, what)
+        }
+        None => {
+            let path = args
+                .cases
+                .clone()
+                .unwrap_or_else(|| args.new.join(TESTS_DIR));
+            match load_cases(&path) {
+                Ok(cases) => {
+                    let what = format!("{} cases", cases.len());
+                    (from_cases(cases), what)
+                }
+                Err(problems) => return (render_problems(&problems), EXIT_ERROR),
+            }
+        }
+    };
+    let changed = changes(&old, &new, &replays);
+    let (a, b) = (
+        args.old.display().to_string(),
+        args.new.display().to_string(),
+    );
+    let out = render([(&a, &old), (&b, &new)], &compared, &changed);
+    (out, i32::from(!changed.is_empty()))
+}
+
+/// The input of `authz fmt`.
+#[derive(Debug, Clone, Args)]
+pub struct FmtArgs {
+    /// Cedar files, or policy directories [POLICY_DIR or `policies`].
+    pub paths: Vec<PathBuf>,
+    /// Write nothing; exit 1 when a file is not formatted.
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// `authz fmt`: formats in place, or with `--check` lists what is not formatted.
+pub fn fmt(args: &FmtArgs) -> (String, i32) {
+    use crate::formatting::{cedar_files, format_file};
+    let paths = if args.paths.is_empty() {
+        vec![policy_dir(None)]
+    } else {
+        args.paths.clone()
     };
     let mut out = String::new();
-    out.push_str(&format!(
-        "user:     {user}\ngroups:   {}\n",
-        groups.join(", ")
-    ));
-    let method = args.method.to_ascii_uppercase();
-    let Some(route) = snapshot.routes.matches(&method, &args.path) else {
-        out.push_str(&format!(
-            "route:    none matches `{method} {}`\ndecision: DENY (403, no_route)\n",
-            args.path
-        ));
-        return (out, 0);
-    };
-    out.push_str(&format!(
-        "route:    {} {}\naction:   Action::\"{}\"\nresource: {}::\"{}\"\n",
-        method, route.pattern, route.action, route.resource_type, route.resource_id
-    ));
-    let path = args.path.split(['?', '#']).next().unwrap_or_default();
-    let q = CedarQuery {
-        user: &user,
-        groups: &groups,
-        route: &route,
-        method: &method,
-        path,
-        client_ip: None,
-        resource_entities: &[],
-    };
-    match decide(&snapshot, &q) {
-        Ok(v) => {
-            let verdict = if v.allowed {
-                "ALLOW (200)"
-            } else {
-                "DENY (403, policy_denied)"
-            };
-            out.push_str(&format!("decision: {verdict}\n"));
-            if v.policies.is_empty() {
-                out.push_str("policies: none matched (default deny)\n");
-            } else {
-                for id in &v.policies {
-                    let file = snapshot.policy_files.get(id).map_or("?", String::as_str);
-                    out.push_str(&format!("policy:   {id} ({file})\n"));
+    let (mut total, mut changed, mut failed) = (0, 0, 0);
+    for path in &paths {
+        let files = match cedar_files(path) {
+            Ok(f) => f,
+            Err(e) => {
+                out.push_str(&format!("error: {e}\n"));
+                failed += 1;
+                continue;
+            }
+        };
+        for file in files {
+            total += 1;
+            match format_file(&file, args.check) {
+                Ok(false) => {}
+                Ok(true) => {
+                    changed += 1;
+                    let verb = if args.check {
+                        "not formatted"
+                    } else {
+                        "formatted"
+                    };
+                    out.push_str(&format!("{verb}: {}\n", file.display()));
+                }
+                Err(e) => {
+                    failed += 1;
+                    out.push_str(&format!("{}\n", e.to_string().trim_end()));
                 }
             }
-            for e in &v.errors {
-                out.push_str(&format!("error:    {e}\n"));
-            }
         }
-        Err(e) => out.push_str(&format!("decision: DENY (403, policy_error): {e}\n")),
     }
-    (out, 0)
+    let summary = if args.check {
+        format!("{changed} of {total} Cedar file(s) not formatted")
+    } else {
+        format!("{changed} of {total} Cedar file(s) formatted")
+    };
+    out.push_str(&summary);
+    if failed > 0 {
+        out.push_str(&format!("; {failed} could not be read or parsed\n"));
+        return (out, EXIT_ERROR);
+    }
+    out.push('\n');
+    (out, i32::from(args.check && changed > 0))
 }

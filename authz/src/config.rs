@@ -82,6 +82,9 @@ pub struct Config {
     pub policy_dir: PathBuf,
     /// `GROUPS_FILE` [policies/groups.toml]
     pub groups_file: PathBuf,
+    /// `POLICY_SHADOW_DIR` [unset]: a candidate policy directory decided beside the live one
+    /// on every request and never enforced; disagreements are logged and counted.
+    pub policy_shadow_dir: Option<PathBuf>,
     /// `AUTHZ_LISTEN` [127.0.0.1:8181]
     pub listen: ListenAddr,
     /// `AUTHZ_GRPC_LISTEN` [127.0.0.1:9191]: Envoy ext_authz over gRPC; `off` disables it.
@@ -111,6 +114,7 @@ impl std::fmt::Debug for Config {
             .field("secret_header", &self.secret_header)
             .field("policy_dir", &self.policy_dir)
             .field("groups_file", &self.groups_file)
+            .field("policy_shadow_dir", &self.policy_shadow_dir)
             .field("listen", &self.listen)
             .field("grpc_listen", &self.grpc_listen)
             .field("log_file", &self.log_file)
@@ -313,7 +317,9 @@ fn parse_grpc_listen(env: &Env, http: &ListenAddr) -> Result<Option<ListenAddr>,
         return Ok(None);
     }
     let addr: ListenAddr = value.parse().map_err(|m| invalid(var, m))?;
-    if &addr == http {
+    // Port 0 asks for any free port, so two port-0 listeners never collide.
+    let ephemeral = matches!(&addr, ListenAddr::Tcp(a) if a.port() == 0);
+    if &addr == http && !ephemeral {
         return Err(invalid(var, format!("`{addr}` is also AUTHZ_LISTEN")));
     }
     Ok(Some(addr))
@@ -381,6 +387,9 @@ pub struct DirectoryConfig {
     pub timeout: Duration,
     /// `AUTH_MAX_BODY_BYTES` [262144]: larger answers are refused.
     pub max_body_bytes: usize,
+    /// `AUTH_MAX_CONCURRENCY` [32]: directory calls in flight at once; more wait their turn
+    /// within `AUTH_TIMEOUT_MS`, so a burst of new users cannot flood the directory.
+    pub max_concurrency: usize,
     /// `AUTH_ALLOW_HTTP` [false]: allows a plain `http` directory URL on a non-loopback host
     /// (the token then crosses the network in clear).
     pub allow_http: bool,
@@ -410,6 +419,7 @@ impl Default for DirectoryConfig {
             groups_field: "groups".into(),
             timeout: Duration::from_millis(2000),
             max_body_bytes: 256 * 1024,
+            max_concurrency: 32,
             allow_http: false,
             cache_ttl: Duration::from_secs(300),
             cache_stale: Duration::ZERO,
@@ -561,9 +571,13 @@ fn parse_cache_backend(env: &Env) -> Result<CacheBackend, ConfigError> {
 }
 
 impl DirectoryConfig {
-    /// Reads the directory, cache and admin variables. `http` is the main listener, which the
-    /// admin listener must not share.
-    pub fn from_map(env: &Env, debug: bool, http: &ListenAddr) -> Result<Self, ConfigError> {
+    /// Reads the directory, cache and admin variables. `taken` are the other listeners, which
+    /// the admin listener must not share.
+    pub fn from_map(
+        env: &Env,
+        debug: bool,
+        taken: &[(&str, &ListenAddr)],
+    ) -> Result<Self, ConfigError> {
         let d = Self::default();
         let source = match get(env, "GROUP_SOURCE")
             .map(|v| v.trim().to_ascii_lowercase())
@@ -578,7 +592,6 @@ impl DirectoryConfig {
                 ));
             }
         };
-        let cache = parse_cache_backend(env)?;
         let admin_listen = match get(env, "AUTHZ_ADMIN_LISTEN").map(str::trim) {
             None | Some("") => None,
             Some(v) if v.eq_ignore_ascii_case("off") => None,
@@ -588,7 +601,8 @@ impl DirectoryConfig {
             ),
         };
         if source == GroupSourceKind::File {
-            if cache != CacheBackend::Memory {
+            let cache = get(env, "GROUP_CACHE").map(|v| v.trim().to_ascii_lowercase());
+            if !matches!(cache.as_deref(), None | Some("" | "memory")) {
                 return Err(invalid(
                     "GROUP_CACHE",
                     "the cache holds directory answers; set GROUP_SOURCE=http",
@@ -602,6 +616,7 @@ impl DirectoryConfig {
             }
             return Ok(Self { source, ..d });
         }
+        let cache = parse_cache_backend(env)?;
         let allow_http = parse_bool(env, "AUTH_ALLOW_HTTP", false)?;
         let server_url = parse_server_url(env, allow_http, debug)?;
         let api_token = read_secret(env, "AUTH_API_TOKEN", "AUTH_API_TOKEN_FILE")?.ok_or(
@@ -631,6 +646,13 @@ impl DirectoryConfig {
                 "must be between 1024 and 16777216",
             ));
         }
+        let max_concurrency = parse_num(env, "AUTH_MAX_CONCURRENCY", d.max_concurrency)?;
+        if !(1..=1024).contains(&max_concurrency) {
+            return Err(invalid(
+                "AUTH_MAX_CONCURRENCY",
+                "must be between 1 and 1024",
+            ));
+        }
         let ttl: u64 = parse_num(env, "GROUP_CACHE_TTL_SECONDS", 300)?;
         let stale: u64 = parse_num(env, "GROUP_CACHE_STALE_SECONDS", 0)?;
         // A day bounds how long a removed member can keep access through the cache.
@@ -649,10 +671,11 @@ impl DirectoryConfig {
         }
         let admin_token = read_secret(env, "AUTHZ_ADMIN_TOKEN", "AUTHZ_ADMIN_TOKEN_FILE")?;
         if let Some(addr) = &admin_listen {
-            if addr == http && !matches!(addr, ListenAddr::Tcp(a) if a.port() == 0) {
+            let ephemeral = matches!(addr, ListenAddr::Tcp(a) if a.port() == 0);
+            if let Some((var, _)) = taken.iter().find(|(_, t)| *t == addr && !ephemeral) {
                 return Err(invalid(
                     "AUTHZ_ADMIN_LISTEN",
-                    format!("`{addr}` is also AUTHZ_LISTEN"),
+                    format!("`{addr}` is also {var}"),
                 ));
             }
             // Required on loopback too: in a pod, loopback is shared with the application.
@@ -670,6 +693,7 @@ impl DirectoryConfig {
             groups_field: parse_groups_field(env)?,
             timeout: Duration::from_millis(timeout_ms),
             max_body_bytes,
+            max_concurrency,
             allow_http,
             cache_ttl: Duration::from_secs(ttl),
             cache_stale: Duration::from_secs(stale),
@@ -741,7 +765,9 @@ impl Config {
             ));
         }
         let poll: u64 = parse_num(env, "AUTHZ_POLICY_POLL_SECONDS", 2)?;
-        let directory = DirectoryConfig::from_map(env, secrets.debug, &listen)?;
+        let mut taken = vec![("AUTHZ_LISTEN", &listen)];
+        taken.extend(grpc_listen.iter().map(|g| ("AUTHZ_GRPC_LISTEN", g)));
+        let directory = DirectoryConfig::from_map(env, secrets.debug, &taken)?;
         let database_url = get(env, "DATABASE_URL")
             .map(str::trim)
             .filter(|v| !v.is_empty())
@@ -753,6 +779,10 @@ impl Config {
             secret_header,
             policy_dir: path("POLICY_DIR", "policies"),
             groups_file: path("GROUPS_FILE", "policies/groups.toml"),
+            policy_shadow_dir: get(env, "POLICY_SHADOW_DIR")
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
             listen,
             grpc_listen,
             log_file,
@@ -778,6 +808,7 @@ impl Config {
             secret_header: "x-proxy-secret".into(),
             policy_dir: policy_dir.to_path_buf(),
             groups_file: groups_file.to_path_buf(),
+            policy_shadow_dir: None,
             listen: ListenAddr::Tcp(SocketAddr::from(([127, 0, 0, 1], 0))),
             grpc_listen: Some(ListenAddr::Tcp(SocketAddr::from(([127, 0, 0, 1], 0)))),
             log_file: None,
@@ -901,5 +932,163 @@ mod tests {
             "unix:/run/a.sock".parse(),
             Ok(ListenAddr::Unix("/run/a.sock".into()))
         );
+    }
+
+    #[test]
+    fn directory_refusals_name_the_variable() {
+        let http = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = vec![
+                ("PROXY_SHARED_SECRET", GOOD),
+                ("GROUP_SOURCE", "http"),
+                ("AUTH_SERVER_URL", "https://dir.example.com/"),
+                ("AUTH_API_TOKEN", "dir-t0ken"),
+            ];
+            pairs.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+            pairs.extend(extra.iter().copied().filter(|(_, v)| !v.is_empty()));
+            err(&pairs)
+        };
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("GROUP_SOURCE", "ldap")], "GROUP_SOURCE is invalid"),
+            (&[("AUTH_SERVER_URL", "")], "AUTH_SERVER_URL is not set"),
+            (
+                &[("AUTH_SERVER_URL", "http://dir.example.com")],
+                "AUTH_SERVER_URL:",
+            ),
+            (
+                &[("AUTH_SERVER_URL", "https://u:pw@dir.example.com")],
+                "AUTH_SERVER_URL:",
+            ),
+            (
+                &[("AUTH_SERVER_URL", "ftp://dir.example.com")],
+                "AUTH_SERVER_URL is invalid",
+            ),
+            (&[("AUTH_API_TOKEN", "")], "AUTH_API_TOKEN is not set"),
+            (
+                &[("AUTH_GROUPS_PATH", "/api/user/groups")],
+                "AUTH_GROUPS_PATH is invalid",
+            ),
+            (
+                &[("AUTH_GROUPS_FIELD", "data..groups")],
+                "AUTH_GROUPS_FIELD is invalid",
+            ),
+            (&[("AUTH_TIMEOUT_MS", "0")], "AUTH_TIMEOUT_MS is invalid"),
+            (
+                &[("AUTH_MAX_BODY_BYTES", "10")],
+                "AUTH_MAX_BODY_BYTES is invalid",
+            ),
+            (
+                &[("AUTH_MAX_CONCURRENCY", "0")],
+                "AUTH_MAX_CONCURRENCY is invalid",
+            ),
+            (
+                &[("GROUP_CACHE_TTL_SECONDS", "-1")],
+                "GROUP_CACHE_TTL_SECONDS is invalid",
+            ),
+            (
+                &[("GROUP_CACHE_MAX_USERS", "0")],
+                "GROUP_CACHE_MAX_USERS is invalid",
+            ),
+            (&[("GROUP_CACHE", "disk")], "GROUP_CACHE is invalid"),
+            (&[("GROUP_CACHE", "redis")], "REDIS_URL is not set"),
+            (
+                &[("GROUP_CACHE", "redis"), ("REDIS_URL", "rediss://r:6380")],
+                "REDIS_URL is invalid",
+            ),
+            (
+                &[("AUTHZ_ADMIN_LISTEN", "127.0.0.1:9999")],
+                "AUTHZ_ADMIN_TOKEN is not set",
+            ),
+            (
+                &[
+                    ("AUTHZ_ADMIN_LISTEN", "127.0.0.1:9999"),
+                    ("AUTHZ_ADMIN_TOKEN", "short"),
+                ],
+                "AUTHZ_ADMIN_TOKEN:",
+            ),
+            (
+                &[
+                    ("AUTHZ_ADMIN_LISTEN", "127.0.0.1:8181"),
+                    ("AUTHZ_ADMIN_TOKEN", GOOD),
+                ],
+                "AUTHZ_ADMIN_LISTEN is invalid",
+            ),
+            (
+                &[
+                    ("AUTHZ_ADMIN_LISTEN", "127.0.0.1:9191"),
+                    ("AUTHZ_ADMIN_TOKEN", GOOD),
+                ],
+                "AUTHZ_ADMIN_LISTEN is invalid: `127.0.0.1:9191` is also AUTHZ_GRPC_LISTEN",
+            ),
+        ];
+        for (extra, want) in cases {
+            let got = http(extra);
+            assert!(got.starts_with(want), "{extra:?}: {got}");
+            assert!(!got.contains("dir-t0ken") && !got.contains(":pw@"), "{got}");
+        }
+        // The file source refuses what only makes sense with the directory.
+        assert!(
+            err(&[("PROXY_SHARED_SECRET", GOOD), ("GROUP_CACHE", "redis")])
+                .starts_with("GROUP_CACHE is invalid")
+        );
+        assert!(
+            err(&[
+                ("PROXY_SHARED_SECRET", GOOD),
+                ("AUTHZ_ADMIN_LISTEN", "127.0.0.1:9999")
+            ])
+            .starts_with("AUTHZ_ADMIN_LISTEN is invalid")
+        );
+        // Plain http is fine on loopback, or when asked for.
+        assert_eq!(
+            http(&[("AUTH_SERVER_URL", "http://127.0.0.1:8080")]),
+            "accepted"
+        );
+        assert_eq!(
+            http(&[("AUTH_SERVER_URL", "http://[::1]:8080")]),
+            "accepted"
+        );
+        assert_eq!(
+            http(&[
+                ("AUTH_SERVER_URL", "http://dir.internal"),
+                ("AUTH_ALLOW_HTTP", "true")
+            ]),
+            "accepted"
+        );
+    }
+
+    #[test]
+    fn directory_settings_and_their_debug_output() {
+        let c = Config::from_map(&env(&[
+            ("PROXY_SHARED_SECRET", GOOD),
+            ("GROUP_SOURCE", "http"),
+            ("AUTH_SERVER_URL", "https://dir.example.com/base/"),
+            ("AUTH_API_TOKEN", "dir-t0ken"),
+            ("GROUP_CACHE", "redis"),
+            ("REDIS_URL", "redis://:redis-pw@127.0.0.1:6379/2"),
+            ("GROUP_CACHE_STALE_SECONDS", "60"),
+            ("AUTHZ_ADMIN_LISTEN", "127.0.0.1:9999"),
+            (
+                "AUTHZ_ADMIN_TOKEN",
+                "admin-t0ken-0123456789abcdef0123456789",
+            ),
+        ]))
+        .unwrap_or_else(|e| unreachable!("{e}"));
+        let d = &c.directory;
+        assert_eq!(d.source, GroupSourceKind::Http);
+        assert_eq!(
+            d.server_url.as_deref(),
+            Some("https://dir.example.com/base")
+        );
+        assert_eq!(d.groups_path, DEFAULT_GROUPS_PATH);
+        assert_eq!(d.cache_ttl, Duration::from_secs(300));
+        assert_eq!(d.cache_stale, Duration::from_secs(60));
+        assert!(matches!(&d.cache, CacheBackend::Redis(r) if r.key_prefix == "authz:"));
+        let shown = format!("{c:?}");
+        for secret in ["dir-t0ken", "redis-pw", "admin-t0ken"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        let file = Config::from_map(&env(&[("PROXY_SHARED_SECRET", GOOD)]))
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(file.directory.source, GroupSourceKind::File);
+        assert_eq!(file.directory.admin_listen, None);
     }
 }

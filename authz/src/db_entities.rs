@@ -1,5 +1,5 @@
-//! Resource entities from the API's database: a `Project` and its `Group`, so Cedar decides
-//! per-project requests at the edge (authz) and in the API from the same rows.
+//! Resource entities from the API's database: a `Project` and its `Group`, an `Image` and its
+//! project, so Cedar decides per-resource requests at the edge (authz) and in the API alike.
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
@@ -97,6 +97,23 @@ impl DbPool {
         }
     }
 
+    /// An image's project and that project's group, or `None` when there is no such image.
+    pub async fn image_parent(&self, id: Uuid) -> Result<Option<ImageParent>, sqlx::Error> {
+        let row = with_pool!(self, pool => {
+            sqlx::query_as::<_, (Uuid, String)>(
+                "SELECT i.project_id, p.meta_group_id FROM images i \
+                 JOIN projects p ON p.id = i.project_id WHERE i.id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+        })?;
+        Ok(row.map(|(project, group)| ImageParent {
+            project,
+            group: Arc::from(group),
+        }))
+    }
+
     /// The group a project belongs to, or `None` when there is no such project.
     pub async fn project_group(&self, id: Uuid) -> Result<Option<String>, sqlx::Error> {
         with_pool!(self, pool => {
@@ -140,18 +157,54 @@ pub fn project_entities(id: &str, group: &str) -> Result<Vec<Entity>, String> {
     ])
 }
 
+/// Where an image sits: its project and the project's group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageParent {
+    pub project: Uuid,
+    pub group: Arc<str>,
+}
+
+/// The entities Cedar needs for an image: the image (in its project, with `project` and
+/// `group` attributes), the project and the group.
+pub fn image_entities(id: &str, parent: &ImageParent) -> Result<Vec<Entity>, String> {
+    let project_id = parent.project.hyphenated().to_string();
+    let mut entities = project_entities(&project_id, &parent.group)?;
+    let project_uid = entity_uid("Project", &project_id)?;
+    let group_uid = entity_uid("Group", &parent.group)?;
+    let image = Entity::new(
+        entity_uid("Image", id)?,
+        HashMap::from([
+            (
+                "project".to_string(),
+                RestrictedExpression::new_entity_uid(project_uid.clone()),
+            ),
+            (
+                "group".to_string(),
+                RestrictedExpression::new_entity_uid(group_uid),
+            ),
+        ]),
+        HashSet::from([project_uid]),
+    )
+    .map_err(|e| e.to_string())?;
+    entities.insert(0, image);
+    Ok(entities)
+}
+
 /// The time source of a cache, so tests can move it.
 pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
 
 /// Project → group answers, kept for a short time. Only found projects are kept: a project
 /// created a moment ago must not stay invisible because someone asked for its id before.
-pub struct EntityCache {
+pub type EntityCache = EntityCacheOf<Arc<str>>;
+
+/// Id → answer, kept for a short time (`EntityCache` for projects; images keep their parent).
+pub struct EntityCacheOf<V> {
     ttl: Duration,
     clock: Clock,
-    entries: Mutex<HashMap<Uuid, (Instant, Arc<str>)>>,
+    entries: Mutex<HashMap<Uuid, (Instant, V)>>,
 }
 
-impl std::fmt::Debug for EntityCache {
+impl<V> std::fmt::Debug for EntityCacheOf<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EntityCache")
             .field("ttl", &self.ttl)
@@ -159,7 +212,7 @@ impl std::fmt::Debug for EntityCache {
     }
 }
 
-impl EntityCache {
+impl<V: Clone> EntityCacheOf<V> {
     pub fn new(ttl: Duration, clock: Clock) -> Self {
         Self {
             ttl,
@@ -168,7 +221,7 @@ impl EntityCache {
         }
     }
 
-    pub fn get(&self, id: Uuid) -> Option<Arc<str>> {
+    pub fn get(&self, id: Uuid) -> Option<V> {
         let now = (self.clock)();
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         match entries.get(&id) {
@@ -183,7 +236,7 @@ impl EntityCache {
         }
     }
 
-    pub fn put(&self, id: Uuid, group: Arc<str>) {
+    pub fn put(&self, id: Uuid, group: V) {
         let now = (self.clock)();
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if entries.len() >= CACHE_CAPACITY {
@@ -193,18 +246,39 @@ impl EntityCache {
     }
 }
 
-/// Resolves `Project` resources from the database. Other resource types resolve to no
-/// entities, so Cedar denies them unless a policy needs nothing from the resource.
+/// Resolves `Project` and `Image` resources from the database. Other resource types resolve
+/// to no entities, so Cedar denies them unless a policy needs nothing from the resource.
 #[derive(Debug)]
 pub struct DbEntityResolver {
     db: DbPool,
     cache: Option<EntityCache>,
+    /// Images never move between projects, so their parents cache as projects' groups do.
+    image_cache: Option<EntityCacheOf<ImageParent>>,
 }
 
 impl DbEntityResolver {
-    /// `cache` is `None` where every decision must see the latest rows (inside the API).
+    /// `cache` is `None` where every decision must see the latest rows (inside the API); its
+    /// time to live and clock serve images too.
     pub fn new(db: DbPool, cache: Option<EntityCache>) -> Self {
-        Self { db, cache }
+        let image_cache = cache
+            .as_ref()
+            .map(|c| EntityCacheOf::new(c.ttl, c.clock.clone()));
+        Self {
+            db,
+            cache,
+            image_cache,
+        }
+    }
+
+    async fn image_parent(&self, id: Uuid) -> Result<Option<ImageParent>, sqlx::Error> {
+        if let Some(parent) = self.image_cache.as_ref().and_then(|c| c.get(id)) {
+            return Ok(Some(parent));
+        }
+        let parent = self.db.image_parent(id).await?;
+        if let (Some(cache), Some(parent)) = (&self.image_cache, &parent) {
+            cache.put(id, parent.clone());
+        }
+        Ok(parent)
     }
 
     async fn group_of(&self, id: Uuid) -> Result<Option<Arc<str>>, sqlx::Error> {
@@ -226,13 +300,23 @@ impl EntityResolver for DbEntityResolver {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<Entity>, String>> + Send + 'a>>
     {
         Box::pin(async move {
-            if route.resource_type != "Project" {
-                return Ok(Vec::new());
-            }
-            // An id that cannot be a project's is no project; the database is not asked.
+            let is_image = match route.resource_type.as_str() {
+                "Project" => false,
+                "Image" => true,
+                _ => return Ok(Vec::new()),
+            };
+            // An id that cannot be a project's or an image's names nothing; the database is
+            // not asked.
             let Some(id) = parse_id(&route.resource_id) else {
                 return Ok(Vec::new());
             };
+            if is_image {
+                return match self.image_parent(id).await {
+                    Ok(Some(parent)) => image_entities(&route.resource_id, &parent),
+                    Ok(None) => Ok(Vec::new()),
+                    Err(e) => Err(format!("{} query failed: {e}", self.db.backend())),
+                };
+            }
             match self.group_of(id).await {
                 Ok(Some(group)) => project_entities(&route.resource_id, &group),
                 Ok(None) => Ok(Vec::new()),
@@ -276,6 +360,30 @@ mod tests {
         assert_eq!(cache.get(id).as_deref(), Some("team-a"));
         *offset.lock().unwrap_or_else(|p| p.into_inner()) = Duration::from_secs(2);
         assert_eq!(cache.get(id), None);
+    }
+
+    #[test]
+    fn image_entities_put_the_image_in_its_project() {
+        let parent = ImageParent {
+            project: Uuid::nil(),
+            group: Arc::from("team-a"),
+        };
+        let e = image_entities("i", &parent).unwrap_or_else(|e| unreachable!("{e}"));
+        let uids: Vec<String> = e.iter().map(|x| x.uid().to_string()).collect();
+        assert_eq!(
+            uids,
+            [
+                r#"Image::"i""#,
+                r#"Project::"00000000-0000-0000-0000-000000000000""#,
+                r#"Group::"team-a""#
+            ]
+        );
+        let (_, attrs, parents) = e[0].clone().into_inner();
+        assert_eq!(
+            parents.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            [r#"Project::"00000000-0000-0000-0000-000000000000""#]
+        );
+        assert_eq!(attrs.len(), 2);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
-use cedar_policy::{Authorizer, Context, Entities, Entity, Request, RestrictedExpression};
+use cedar_policy::{Authorizer, Context, Entity, EntityUid, Request, RestrictedExpression};
 
 use crate::identity::Email;
 use crate::policy::{PolicySnapshot, entity_uid};
@@ -37,8 +37,17 @@ pub struct CedarVerdict {
 #[error("cannot build the Cedar request: {0}")]
 pub struct QueryError(pub String);
 
-/// Evaluates a query against a snapshot.
+/// Evaluates a query against a snapshot, on the policies whose scope can match it.
 pub fn decide(snapshot: &PolicySnapshot, q: &CedarQuery<'_>) -> Result<CedarVerdict, QueryError> {
+    decide_with(snapshot, q, true)
+}
+
+/// Evaluates a query; `sliced = false` evaluates every policy (to check slicing against).
+pub fn decide_with(
+    snapshot: &PolicySnapshot,
+    q: &CedarQuery<'_>,
+    sliced: bool,
+) -> Result<CedarVerdict, QueryError> {
     let principal = entity_uid("User", q.user.as_str()).map_err(QueryError)?;
     let action = entity_uid("Action", &q.route.action).map_err(QueryError)?;
     let resource = entity_uid(&q.route.resource_type, &q.route.resource_id).map_err(QueryError)?;
@@ -60,14 +69,10 @@ pub fn decide(snapshot: &PolicySnapshot, q: &CedarQuery<'_>) -> Result<CedarVerd
         ));
     }
     let context = Context::from_pairs(pairs).map_err(|e| QueryError(e.to_string()))?;
-    let request = Request::new(
-        principal.clone(),
-        action,
-        resource,
-        context,
-        Some(&snapshot.schema),
-    )
-    .map_err(|e| QueryError(e.to_string()))?;
+    // The request's shape was validated against the schema when the snapshot loaded (every
+    // route's action, resource type and context), so it is not validated again per request.
+    let request = Request::new(principal.clone(), action.clone(), resource, context, None)
+        .map_err(|e| QueryError(e.to_string()))?;
 
     let mut group_uids = HashSet::with_capacity(q.groups.len());
     let mut entities = Vec::with_capacity(q.groups.len() + 1 + q.resource_entities.len());
@@ -78,7 +83,7 @@ pub fn decide(snapshot: &PolicySnapshot, q: &CedarQuery<'_>) -> Result<CedarVerd
     }
     let domain = q.user.as_str().rsplit('@').next().unwrap_or_default();
     let user = Entity::new(
-        principal,
+        principal.clone(),
         HashMap::from([
             (
                 "email".to_string(),
@@ -110,10 +115,28 @@ pub fn decide(snapshot: &PolicySnapshot, q: &CedarQuery<'_>) -> Result<CedarVerd
             .filter(|e| !known.contains(&e.uid()))
             .cloned(),
     );
-    let entities = Entities::from_entities(entities, Some(&snapshot.schema))
+    // Built by this module or by a resolver from typed rows, so not re-validated per request.
+    let entities = snapshot
+        .action_entities
+        .clone()
+        .add_entities(entities, None)
         .map_err(|e| QueryError(error_chain(&e)))?;
 
-    let response = Authorizer::new().is_authorized(&request, &snapshot.policies, &entities);
+    let principal_in: HashSet<EntityUid> = entities
+        .ancestors(&principal)
+        .map(|a| a.cloned().collect())
+        .unwrap_or_default();
+    let sliced_set;
+    let policies = if sliced {
+        sliced_set = snapshot
+            .index
+            .slice(&action, &principal, &principal_in)
+            .map_err(|e| QueryError(e.to_string()))?;
+        &sliced_set
+    } else {
+        &snapshot.policies
+    };
+    let response = Authorizer::new().is_authorized(&request, policies, &entities);
     let diagnostics = response.diagnostics();
     Ok(CedarVerdict {
         allowed: response.decision() == cedar_policy::Decision::Allow,

@@ -76,16 +76,15 @@ pub struct Directory {
     authorization: HeaderValue,
     max_body: usize,
     timeout: Duration,
+    /// Calls in flight at once; the wait for a turn counts against the timeout.
+    turns: tokio::sync::Semaphore,
     metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Directory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Directory")
-            .field(
-                "url",
-                &format!("{}{{email}}{}", self.url_head, self.url_tail),
-            )
+            .field("url", &self.url_template())
             .field("field", &self.field.join("."))
             .field("max_body", &self.max_body)
             .field("timeout", &self.timeout)
@@ -130,8 +129,14 @@ impl Directory {
             authorization,
             max_body: config.max_body_bytes,
             timeout: config.timeout,
+            turns: tokio::sync::Semaphore::new(config.max_concurrency.max(1)),
             metrics,
         })
+    }
+
+    /// The URL with `{email}` where the address goes, for logs.
+    pub fn url_template(&self) -> String {
+        format!("{}{{email}}{}", self.url_head, self.url_tail)
     }
 
     /// The URL asked for `user`.
@@ -179,6 +184,11 @@ impl Directory {
     }
 
     async fn ask(&self, user: &Email) -> Result<Groups, DirectoryError> {
+        let _turn = self
+            .turns
+            .acquire()
+            .await
+            .map_err(|e| DirectoryError::Other(e.to_string()))?;
         let classify = |e: reqwest::Error| {
             if e.is_timeout() {
                 DirectoryError::Timeout(self.timeout.as_millis())

@@ -242,6 +242,8 @@ pub struct Enforcer {
     pub store: Arc<PolicyStore>,
     pub groups: Arc<dyn GroupSource>,
     pub resolver: Option<Arc<dyn EntityResolver>>,
+    /// A candidate policy set decided beside the live one, never enforced.
+    pub shadow: Option<Arc<crate::shadow::Shadow>>,
     /// `None` only in debug mode with `SKIP_HEADER_CHECK=true`.
     secrets: Option<SecretSet>,
     pub metrics: Arc<Metrics>,
@@ -268,6 +270,7 @@ impl Enforcer {
             store,
             groups,
             resolver: None,
+            shadow: None,
             secrets,
             metrics,
         }
@@ -275,6 +278,11 @@ impl Enforcer {
 
     pub fn with_resolver(mut self, resolver: Arc<dyn EntityResolver>) -> Self {
         self.resolver = Some(resolver);
+        self
+    }
+
+    pub fn with_shadow(mut self, shadow: Arc<crate::shadow::Shadow>) -> Self {
+        self.shadow = Some(shadow);
         self
     }
 
@@ -345,7 +353,11 @@ impl Enforcer {
             client_ip: req.client_ip,
             resource_entities: &resource_entities,
         };
-        let (denial, policies, errors) = match decide(&snapshot, &query) {
+        let verdict = decide(&snapshot, &query);
+        if let Some(shadow) = &self.shadow {
+            shadow.compare(&snapshot, &query, &verdict);
+        }
+        let (denial, policies, errors) = match verdict {
             Ok(v) if v.allowed => (None, v.policies, v.errors),
             Ok(v) => (Some(Denial::PolicyDenied), v.policies, v.errors),
             Err(e) => (Some(Denial::PolicyError), Vec::new(), vec![e.to_string()]),
@@ -411,12 +423,14 @@ impl Enforcer {
                 )
             });
         let policies = d.policies.join(",");
+        // Logged so `authz diff --log` can replay the request with the membership it had.
+        let groups = d.groups.join(",");
         let errors = d.errors.join("; ");
         let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         if self.secrets.is_none() {
             tracing::warn!(
                 target: "authz::decision",
-                adapter, user, method, path, action, resource, decision = outcome,
+                adapter, user, groups, method, path, action, resource, decision = outcome,
                 status = d.status(), reason, policies, errors, latency_us,
                 insecure = "SKIP_HEADER_CHECK=true: the proxy secret is not checked",
                 "decision"
@@ -424,7 +438,7 @@ impl Enforcer {
         } else {
             tracing::info!(
                 target: "authz::decision",
-                adapter, user, method, path, action, resource, decision = outcome,
+                adapter, user, groups, method, path, action, resource, decision = outcome,
                 status = d.status(), reason, policies, errors, latency_us,
                 "decision"
             );

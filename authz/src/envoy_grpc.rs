@@ -407,7 +407,7 @@ mod tests {
             let Some(HttpResponse::DeniedResponse(body)) = r.http_response else {
                 unreachable!("a denial carries a denied response")
             };
-            assert_eq!(body.status.map(|s| s.code), Some(i32::from(status)));
+            assert_eq!(body.status.map(|s| s.code), Some(status));
             assert_eq!(body.body, d.body());
         }
     }

@@ -16,6 +16,7 @@ use crate::groups::{GroupError, GroupFuture, GroupSource, Groups};
 use crate::identity::Email;
 use crate::metrics::{Metrics, ResultLabels};
 use crate::redis_cache::{Flush, RedisCache, RedisCacheError};
+use prometheus_client::metrics::counter::Counter;
 
 /// What time it is, as a duration since the Unix epoch. Injected so tests move time.
 pub trait Clock: Send + Sync + 'static {
@@ -122,6 +123,41 @@ pub enum FlushReach {
 
 type Flight = Shared<BoxFuture<'static, Result<Groups, GroupError>>>;
 
+/// How a lookup was answered, for `authz_group_cache_lookups_total`.
+#[derive(Debug, Clone, Copy)]
+enum Outcome {
+    /// Fresh in memory.
+    Hit,
+    /// Started a fetch.
+    Miss,
+    /// Joined a fetch already under way.
+    Coalesced,
+    /// A fetch answered from Redis.
+    SharedHit,
+    /// A fetch failed and the last known value was used.
+    Stale,
+}
+
+impl Outcome {
+    const ALL: [Self; 5] = [
+        Self::Hit,
+        Self::Miss,
+        Self::Coalesced,
+        Self::SharedHit,
+        Self::Stale,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Hit => "hit",
+            Self::Miss => "miss",
+            Self::Coalesced => "coalesced",
+            Self::SharedHit => "shared_hit",
+            Self::Stale => "stale",
+        }
+    }
+}
+
 struct FlightSlot {
     id: u64,
     flight: Flight,
@@ -139,7 +175,8 @@ struct Inner {
     generation: AtomicU64,
     next_flight: AtomicU64,
     listener: Mutex<Option<tokio::task::AbortHandle>>,
-    metrics: Arc<Metrics>,
+    /// Resolved once: a hit costs an atomic add, not a label lookup.
+    counters: [Counter; Outcome::ALL.len()],
     kind: &'static str,
 }
 
@@ -202,7 +239,12 @@ impl GroupCache {
                 generation: AtomicU64::new(0),
                 next_flight: AtomicU64::new(0),
                 listener: Mutex::new(None),
-                metrics,
+                counters: Outcome::ALL.map(|o| {
+                    metrics
+                        .group_cache
+                        .get_or_create(&ResultLabels { result: o.label() })
+                        .clone()
+                }),
                 kind,
             }),
         })
@@ -219,6 +261,15 @@ impl GroupCache {
             return Ok(None);
         }
         let directory = Directory::new(config, metrics.clone())?;
+        tracing::info!(
+            target: "authz::groups",
+            directory = %directory.url_template(),
+            ttl_s = config.cache_ttl.as_secs(),
+            stale_s = config.cache_stale.as_secs(),
+            max_users = config.cache_max_users,
+            shared = matches!(config.cache, CacheBackend::Redis(_)),
+            "groups from the directory, cached"
+        );
         let settings = CacheSettings {
             ttl: config.cache_ttl,
             stale: config.cache_stale,
@@ -275,17 +326,17 @@ impl GroupCache {
         let inner = &self.inner;
         let now = inner.clock.now();
         if let Some(groups) = inner.fresh_local(user, now) {
-            inner.count("hit");
+            inner.count(Outcome::Hit);
             return Ok(groups);
         }
         let (flight, result) = {
             let mut flights = lock(&inner.flights);
             if let Some(slot) = flights.get(user) {
-                (slot.flight.clone(), "coalesced")
+                (slot.flight.clone(), Outcome::Coalesced)
             } else if let Some(groups) = inner.fresh_local(user, inner.clock.now()) {
                 // A fetch finished between the first look and taking the lock.
                 drop(flights);
-                inner.count("hit");
+                inner.count(Outcome::Hit);
                 return Ok(groups);
             } else {
                 let id = inner.next_flight.fetch_add(1, Ordering::Relaxed);
@@ -308,7 +359,7 @@ impl GroupCache {
                         flight: flight.clone(),
                     },
                 );
-                (flight, "miss")
+                (flight, Outcome::Miss)
             }
         };
         inner.count(result);
@@ -341,11 +392,8 @@ impl GroupCache {
 }
 
 impl Inner {
-    fn count(&self, result: &'static str) {
-        self.metrics
-            .group_cache
-            .get_or_create(&ResultLabels { result })
-            .inc();
+    fn count(&self, outcome: Outcome) {
+        self.counters[outcome as usize].inc();
     }
 
     fn is_fresh(&self, entry: &CachedGroups, now: Duration) -> bool {
@@ -432,7 +480,7 @@ async fn fetch(inner: Arc<Inner>, user: Email, id: u64) -> Result<Groups, GroupE
                 if inner.is_fresh(&entry, inner.clock.now()) {
                     let groups = entry.groups.clone();
                     inner.store(generation, &user, entry);
-                    inner.count("shared_hit");
+                    inner.count(Outcome::SharedHit);
                     return Ok(groups);
                 }
                 shared_last = Some(entry);
@@ -471,7 +519,7 @@ async fn fetch(inner: Arc<Inner>, user: Email, id: u64) -> Result<Groups, GroupE
                 .filter(|e| now.saturating_sub(e.fetched_at) <= limit);
             match last {
                 Some(entry) => {
-                    inner.count("stale");
+                    inner.count(Outcome::Stale);
                     let age_s = now.saturating_sub(entry.fetched_at).as_secs();
                     tracing::warn!(
                         target: "authz::groups",
@@ -540,6 +588,17 @@ mod tests {
         }
     }
 
+    /// Waits for `cond`, failing after ten seconds rather than hanging.
+    async fn until(what: &str, cond: impl Fn() -> bool) {
+        let waited = tokio::time::timeout(Duration::from_secs(10), async {
+            while !cond() {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+        assert!(waited.is_ok(), "timed out waiting: {what}");
+    }
+
     fn cache(source: Arc<Scripted>, stale: u64) -> (GroupCache, Arc<ManualClock>) {
         let clock = Arc::new(ManualClock::new(Duration::from_secs(1_000_000)));
         let c = GroupCache::new(
@@ -602,22 +661,8 @@ mod tests {
             })
             .collect();
         // Every caller is waiting on the one call before it is allowed to answer.
-        let joined = || {
-            c.inner
-                .metrics
-                .group_cache
-                .get_or_create(&ResultLabels {
-                    result: "coalesced",
-                })
-                .get()
-        };
-        tokio::time::timeout(Duration::from_secs(10), async {
-            while joined() < 99 {
-                tokio::task::yield_now().await;
-            }
-        })
-        .await
-        .expect("all callers wait");
+        let joined = || c.inner.counters[Outcome::Coalesced as usize].get();
+        until("all callers wait", || joined() == 99).await;
         src.gate.add_permits(1);
         for w in waiters {
             assert_eq!(names(&w.await.unwrap().unwrap()), ["a"]);
@@ -677,23 +722,37 @@ mod tests {
             let alice = alice.clone();
             tokio::spawn(async move { c.lookup(&alice).await })
         };
-        while src.calls() == 0 {
-            tokio::task::yield_now().await;
-        }
+        until("the first call starts", || src.calls() == 1).await;
         c.flush_user(&alice).await;
         let late = {
             let c = c.clone();
             let alice = alice.clone();
             tokio::spawn(async move { c.lookup(&alice).await })
         };
-        while src.calls() < 2 {
-            tokio::task::yield_now().await;
-        }
+        until("a second call starts", || src.calls() == 2).await;
         // The semaphore is fair: the first permit goes to the first call.
         src.gate.add_permits(1);
         assert_eq!(names(&early.await.unwrap().unwrap()), ["old"]);
         src.gate.add_permits(1);
         assert_eq!(names(&late.await.unwrap().unwrap()), ["new"]);
+        assert_eq!(names(&c.lookup(&alice).await.unwrap()), ["new"]);
+        assert_eq!(src.calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_fetch_that_straddles_a_flush_is_not_kept() {
+        let src = Scripted::new(vec![Ok(vec!["old"]), Ok(vec!["new"])], false);
+        let (c, _) = cache(src.clone(), 0);
+        let alice = user("alice@example.com");
+        let early = {
+            let c = c.clone();
+            let alice = alice.clone();
+            tokio::spawn(async move { c.lookup(&alice).await })
+        };
+        until("the first call starts", || src.calls() == 1).await;
+        c.flush_user(&alice).await;
+        src.gate.add_permits(2);
+        assert_eq!(names(&early.await.unwrap().unwrap()), ["old"]);
         assert_eq!(names(&c.lookup(&alice).await.unwrap()), ["new"]);
         assert_eq!(src.calls(), 2);
     }

@@ -139,6 +139,8 @@ async fn readyz(state: HttpState) -> Result<Response<Bytes>, Infallible> {
         })),
         "groups": { "source": state.groups_kind },
         "skip_header_check": state.enforcer.skips_secret_check(),
+        // The candidate set of shadow mode; never part of readiness.
+        "shadow": state.enforcer.shadow.as_ref().map(|s| s.status()),
     });
     let status = if ready {
         StatusCode::OK

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use authz::cli::{Cli, Command, ExplainArgs};
+use authz::cli::{Cli, Command};
 use authz::config::Config;
 use clap::Parser;
 
@@ -10,30 +10,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(),
-        Command::Check { dir } => code(authz::cli::check(dir)),
-        Command::Explain {
-            user,
-            groups,
-            method,
-            path,
-            policy_dir,
-            groups_file,
-        } => {
-            let (out, rc) = authz::cli::explain(&ExplainArgs {
-                user,
-                groups,
-                method,
-                path,
-                policy_dir,
-                groups_file,
-            });
-            if rc == 0 {
-                print!("{out}");
-            } else {
-                eprintln!("{out}");
-            }
-            code(rc)
-        }
+        tool => code(authz::cli::run(tool)),
     }
 }
 

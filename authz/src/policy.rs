@@ -7,13 +7,14 @@ use std::str::FromStr;
 use std::time::SystemTime;
 
 use cedar_policy::{
-    Context, EntityId, EntityTypeName, EntityUid, PolicyId, PolicySet, Request,
+    Context, Entities, EntityId, EntityTypeName, EntityUid, PolicyId, PolicySet, Request,
     RestrictedExpression, Schema, ValidationMode, Validator,
 };
 use sha2::{Digest, Sha256};
 
 use crate::diagnostics::Problem;
 use crate::routes::RouteTable;
+use crate::slice::PolicyIndex;
 
 /// The schema file's name inside the policy directory.
 pub const SCHEMA_FILE: &str = "schema.cedarschema";
@@ -66,6 +67,11 @@ pub struct PolicySnapshot {
     pub policy_files: BTreeMap<String, String>,
     /// Schema validation warnings (policies that can never apply, and similar).
     pub warnings: Vec<Problem>,
+    /// The schema's action entities (and their hierarchy), built once per snapshot so a
+    /// decision only adds the request's own entities.
+    pub action_entities: Entities,
+    /// The policies grouped by the actions they can apply to.
+    pub index: PolicyIndex,
 }
 
 /// Reads the snapshot's files from a directory: `*.cedar`, the schema and the routes.
@@ -187,12 +193,19 @@ impl PolicySnapshot {
                     "templates are not supported: write static policies",
                 ));
             }
+            let mut seen_here: HashMap<String, usize> = HashMap::new();
             for policy in parsed.policies() {
                 let id = stable_id(name, policy.id(), policy.annotation(ID_ANNOTATION));
+                let nth = seen_here.entry(id.clone()).or_insert(0);
+                *nth += 1;
                 if let Some(first) = policy_files.get(&id) {
-                    problems.push(Problem::whole_file(
+                    let first_text = files.get(first).map_or("", String::as_str);
+                    problems.push(duplicate_id(
                         &display(name),
-                        format!("policy id `{id}` is already used in `{first}`"),
+                        text,
+                        &id,
+                        *nth - 1,
+                        (first, first_text),
                     ));
                     continue;
                 }
@@ -218,8 +231,13 @@ impl PolicySnapshot {
             if let Some(routes) = &routes {
                 for (i, route) in routes.routes().iter().enumerate() {
                     if let Err(message) = check_route_against_schema(schema, &route.spec) {
-                        problems.push(Problem::whole_file(
+                        let text = files.get(ROUTES_FILE).map_or("", String::as_str);
+                        problems.push(route_problem(
                             &display(ROUTES_FILE),
+                            text,
+                            schema,
+                            i,
+                            &route.spec,
                             format!("route {} (`{}`): {message}", i + 1, route.spec.path),
                         ));
                     }
@@ -227,8 +245,20 @@ impl PolicySnapshot {
             }
         }
 
+        let action_entities = match &schema {
+            Some(schema) => match schema.action_entities() {
+                Ok(a) => a,
+                Err(e) => {
+                    problems.push(Problem::whole_file(&display(SCHEMA_FILE), e.to_string()));
+                    Entities::empty()
+                }
+            },
+            None => Entities::empty(),
+        };
         match (schema, routes) {
             (Some(schema), Some(routes)) if problems.is_empty() => Ok(Self {
+                index: PolicyIndex::new(&policies, &action_entities),
+                action_entities,
                 policies,
                 schema,
                 routes,
@@ -249,6 +279,57 @@ impl PolicySnapshot {
     pub fn policy_count(&self) -> usize {
         self.policies.policies().count()
     }
+
+    /// The same schema and routes with other policies, to ask about one policy at a time.
+    pub fn with_policies(&self, policies: PolicySet) -> Self {
+        Self {
+            index: PolicyIndex::new(&policies, &self.action_entities),
+            policies,
+            schema: self.schema.clone(),
+            routes: self.routes.clone(),
+            hash: String::new(),
+            loaded_at: self.loaded_at,
+            sources: SourceFiles::new(),
+            policy_files: self.policy_files.clone(),
+            warnings: Vec::new(),
+            action_entities: self.action_entities.clone(),
+        }
+    }
+}
+
+/// Where the `nth` `@id("id")` annotation of a file starts, when it is written plainly.
+fn annotation_offset(text: &str, id: &str, nth: usize) -> Option<usize> {
+    let needle = format!("@{ID_ANNOTATION}(\"{id}\")");
+    text.match_indices(&needle).nth(nth).map(|(i, _)| i)
+}
+
+/// A repeated policy id, pointing at the repeated annotation and naming the first use.
+fn duplicate_id(
+    file: &str,
+    text: &str,
+    id: &str,
+    nth: usize,
+    (first, first_text): (&str, &str),
+) -> Problem {
+    let first_at = annotation_offset(first_text, id, 0)
+        .map(|off| {
+            format!(
+                "{first}:{}",
+                crate::diagnostics::line_col(first_text, off).0
+            )
+        })
+        .unwrap_or_else(|| first.to_string());
+    let message = format!("policy id `{id}` is already used in `{first_at}`");
+    let Some(offset) = annotation_offset(text, id, nth) else {
+        return Problem::whole_file(file, message);
+    };
+    let len = ID_ANNOTATION.len() + id.len() + 5;
+    let diag = miette::MietteDiagnostic::new(message)
+        .with_label(miette::LabeledSpan::at(offset..offset + len, "this id is taken"))
+        .with_help(
+            "ids name policies in decision logs and tests, so each must be unique across files; rename one",
+        );
+    Problem::from_diagnostic(file, text, &diag)
 }
 
 /// The id a policy is known by: its `@id` annotation, else `file.cedar#N`.
@@ -282,6 +363,83 @@ fn locate(
         }
         None => Problem::whole_file(&dir.display().to_string(), format!("policy `{id}`: {diag}")),
     }
+}
+
+/// A route the schema refuses, pointing at its `action` (or `resource`) line in `routes.toml`,
+/// with the closest declared action when the name looks like a typo.
+fn route_problem(
+    file: &str,
+    text: &str,
+    schema: &Schema,
+    index: usize,
+    spec: &crate::routes::RouteSpec,
+    message: String,
+) -> Problem {
+    let declared: Vec<String> = schema
+        .actions()
+        .map(|a| a.id().unescaped().to_string())
+        .collect();
+    let unknown_action = !declared.contains(&spec.action);
+    let key = if unknown_action { "action" } else { "resource" };
+    // Headers start a line; a comment that mentions one does not count.
+    let block_start = text
+        .match_indices("[[route]]")
+        .filter(|(i, _)| *i == 0 || text.as_bytes().get(i - 1) == Some(&b'\n'))
+        .nth(index)
+        .map(|(i, _)| i);
+    let line = block_start.and_then(|start| {
+        let block = text.get(start..)?;
+        let end = block
+            .get(1..)?
+            .find("[[route]]")
+            .map_or(block.len(), |e| e + 1);
+        let mut offset = start;
+        for line in block.get(..end)?.split_inclusive('\n') {
+            if line.trim_start().starts_with(key) {
+                let indent = line.len() - line.trim_start().len();
+                return Some((offset + indent, line.trim().len()));
+            }
+            offset += line.len();
+        }
+        None
+    });
+    let Some((offset, len)) = line else {
+        return Problem::whole_file(file, message);
+    };
+    let mut diag = miette::MietteDiagnostic::new(message)
+        .with_label(miette::LabeledSpan::at(offset..offset + len, "here"));
+    if unknown_action {
+        let help = match closest(&spec.action, &declared) {
+            Some(near) => format!("did you mean `{near}`?"),
+            None => format!("the schema declares {}", declared.join(", ")),
+        };
+        diag = diag.with_help(help);
+    }
+    Problem::from_diagnostic(file, text, &diag)
+}
+
+/// The candidate nearest to `name` by edit distance, when it is near enough to be a typo.
+fn closest<'a>(name: &str, candidates: &'a [String]) -> Option<&'a str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut prev = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let cur = row[j + 1];
+                row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+                prev = cur;
+            }
+        }
+        row[b.len()]
+    }
+    candidates
+        .iter()
+        .map(|c| (distance(name, c), c))
+        .filter(|(d, _)| *d <= 2.max(name.len() / 4))
+        .min()
+        .map(|(_, c)| c.as_str())
 }
 
 /// Builds `Type::"id"`.

@@ -124,7 +124,9 @@ impl Reloader {
         let trigger = Arc::new(Notify::new());
         let (tx, mut rx) = mpsc::channel::<()>(1);
         let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            if res.is_ok() {
+            // Opening and reading files are events too: counting them, each reload's own
+            // reads would start the next one.
+            if res.is_ok_and(|e| !matches!(e.kind, notify::EventKind::Access(_))) {
                 let _ = tx.try_send(());
             }
         });

@@ -15,6 +15,7 @@ use crate::groups::{FileGroups, GroupSource};
 use crate::http::{HeaderNames, HttpState, routes};
 use crate::metrics::Metrics;
 use crate::reload::{Reload, Reloader};
+use crate::shadow::Shadow;
 use crate::store::PolicyStore;
 
 /// Why authz could not start.
@@ -206,7 +207,11 @@ pub async fn run(config: Config) -> Result<ServerHandle, StartError> {
 
 /// `run`, with some parts supplied by the caller.
 pub async fn run_with(config: Config, overrides: Overrides) -> Result<ServerHandle, StartError> {
-    let metrics = Metrics::new();
+    let mut metrics = Metrics::new();
+    let shadow = config
+        .policy_shadow_dir
+        .as_deref()
+        .map(|dir| Arc::new(Shadow::new(dir, metrics.registry_mut())));
     let metrics = Arc::new(metrics);
     let store = Arc::new(PolicyStore::load(&config.policy_dir)?);
     metrics
@@ -232,6 +237,10 @@ pub async fn run_with(config: Config, overrides: Overrides) -> Result<ServerHand
         config.secrets.secret_set(),
         metrics.clone(),
     );
+    let enforcer = match &shadow {
+        Some(s) => enforcer.with_shadow(s.clone()),
+        None => enforcer,
+    };
     let enforcer = Arc::new(with_database(enforcer, &config)?);
     let names = Arc::new(HeaderNames {
         user: header_name("X_USER_ID_HEADER", &config.user_header)?,
@@ -269,6 +278,13 @@ pub async fn run_with(config: Config, overrides: Overrides) -> Result<ServerHand
         metrics.clone(),
         config.policy_poll,
     )];
+    if let Some(shadow) = &shadow {
+        reloaders.push(Reloader::spawn(
+            shadow.clone() as Arc<dyn Reload>,
+            metrics.clone(),
+            config.policy_poll,
+        ));
+    }
     if let Some(file) = &groups_file {
         reloaders.push(Reloader::spawn(
             file.clone() as Arc<dyn Reload>,

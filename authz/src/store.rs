@@ -116,10 +116,17 @@ impl PolicyStore {
     }
 }
 
+/// Each policy's meaning, by id: its JSON form, which leaves out layout and comments, so a
+/// reformatted file reports no changed policy.
 fn policy_texts(s: &PolicySnapshot) -> BTreeMap<String, String> {
     s.policies
         .policies()
-        .map(|p| (p.id().to_string(), p.to_string()))
+        .map(|p| {
+            let meaning = p
+                .to_json()
+                .map_or_else(|_| p.to_string(), |j| j.to_string());
+            (p.id().to_string(), meaning)
+        })
         .collect()
 }
 

@@ -1,1 +1,15 @@
-//! placeholder
+//! ipm-api's integration tests: the real server on 127.0.0.1:0 over HTTP, each scenario
+//! against SQLite and against a fresh PostgreSQL database.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod auth;
+mod binary;
+mod directory;
+mod images;
+mod input;
+mod isolation;
+mod openapi;
+mod outage;
+mod pagination;
+mod projects;
+mod support;

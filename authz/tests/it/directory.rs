@@ -49,6 +49,9 @@ struct DirState {
     field: Vec<&'static str>,
     last_path: String,
     last_authorization: String,
+    /// Calls being held now, and the most ever held at once.
+    held: usize,
+    max_held: usize,
 }
 
 /// An HTTP/1.1 directory on 127.0.0.1, written against the socket so that it can also send
@@ -75,6 +78,8 @@ impl Directory {
             field: vec!["groups"],
             last_path: String::new(),
             last_authorization: String::new(),
+            held: 0,
+            max_held: 0,
         }));
         let release = Arc::new(tokio::sync::Semaphore::new(0));
         let (c, s, r) = (calls.clone(), state.clone(), release.clone());
@@ -206,7 +211,13 @@ async fn serve_conn(
                 write(&mut stream, 200, &body).await
             }
             Mode::Held => {
+                {
+                    let mut st = state.lock().unwrap();
+                    st.held += 1;
+                    st.max_held = st.max_held.max(st.held);
+                }
                 release.acquire().await.unwrap().forget();
+                state.lock().unwrap().held -= 1;
                 write(&mut stream, 200, &body).await
             }
             Mode::Status(code) => write(&mut stream, code, r#"{"error":"boom"}"#).await,
@@ -450,6 +461,45 @@ async fn a_hundred_concurrent_misses_make_one_call() {
         assert_eq!(r.await.unwrap(), 200);
     }
     assert_eq!(dir.calls(), 1);
+}
+
+#[tokio::test]
+async fn a_burst_of_new_users_is_queued_not_flooded() {
+    let dir = Directory::start(&[]).await;
+    dir.set_mode(Mode::Held);
+    let app = spawn(&dir, |d| {
+        d.max_concurrency = 2;
+        d.timeout = Duration::from_secs(30);
+    });
+    let app = Arc::new(app.await);
+    let requests: Vec<_> = (0..10)
+        .map(|i| {
+            let app = app.clone();
+            tokio::spawn(async move { app.list(&format!("new{i}@example.com")).await })
+        })
+        .collect();
+    let queued = eventually(Duration::from_secs(10), || {
+        let app = app.clone();
+        async move {
+            app.metric("authz_group_cache_lookups_total{result=\"miss\"}")
+                .await
+                == 10
+        }
+    })
+    .await;
+    assert!(queued.is_some(), "ten lookups under way");
+    let two = eventually(Duration::from_secs(5), || async { dir.calls() == 2 }).await;
+    assert!(two.is_some());
+    dir.release(10);
+    for r in requests {
+        assert_eq!(r.await.unwrap(), 403);
+    }
+    assert_eq!(dir.calls(), 10);
+    assert_eq!(
+        dir.state.lock().unwrap().max_held,
+        2,
+        "at most two calls at once"
+    );
 }
 
 #[tokio::test]
@@ -885,4 +935,101 @@ async fn redis_down_falls_back_to_the_directory_never_to_allow() {
         503,
         "Redis and the directory down: no answer"
     );
+}
+
+// === The binary ===
+
+/// Waits for a stdout line of the running binary that holds `needle`.
+async fn line_with(out: &std::path::Path, needle: &str) -> String {
+    let mut found = None;
+    let seen = eventually(Duration::from_secs(15), || {
+        let text = std::fs::read_to_string(out).unwrap_or_default();
+        found = text.lines().find(|l| l.contains(needle)).map(String::from);
+        let done = found.is_some();
+        async move { done }
+    })
+    .await;
+    let text = std::fs::read_to_string(out).unwrap_or_default();
+    assert!(seen.is_some(), "no line with {needle:?} in:\n{text}");
+    found.unwrap()
+}
+
+#[tokio::test]
+async fn tokens_never_reach_the_logs_and_failures_say_why() {
+    let dir = Directory::start(&[(ALICE, &["photographers"])]).await;
+    dir.set_mode(Mode::Status(500));
+    let work = tempfile::tempdir().unwrap();
+    copy_policies(&work.path().join("policies"));
+    let out = work.path().join("stdout.json");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_authz"))
+        .current_dir(work.path())
+        .env_clear()
+        .envs([
+            ("PROXY_SHARED_SECRET", SECRET),
+            ("RUST_LOG", "trace"),
+            ("LOG_FILE", "logs/app.json"),
+            ("AUTHZ_LISTEN", "127.0.0.1:0"),
+            ("AUTHZ_GRPC_LISTEN", "off"),
+            ("GROUP_SOURCE", "http"),
+            ("AUTH_SERVER_URL", &dir.url()),
+            ("AUTH_API_TOKEN", TOKEN),
+            ("AUTHZ_ADMIN_LISTEN", "127.0.0.1:0"),
+            ("AUTHZ_ADMIN_TOKEN", ADMIN_TOKEN),
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let listen = |line: String| {
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        v["listen"].as_str().unwrap().to_string()
+    };
+    let addr = listen(line_with(&out, "authz listening").await);
+    let admin = listen(line_with(&out, "admin endpoints listening").await);
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let status = client
+        .get(format!("http://{addr}/auth"))
+        .header("x-proxy-secret", SECRET)
+        .header("x-user-email", ALICE)
+        .header("x-original-method", "GET")
+        .header("x-original-uri", "/api/projects")
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 503);
+    let failure = line_with(&out, "directory lookup failed").await;
+    assert!(
+        failure.contains("HTTP 500"),
+        "the cause is logged: {failure}"
+    );
+    let wrong = format!("{ADMIN_TOKEN}-wrong");
+    for token in [ADMIN_TOKEN, wrong.as_str()] {
+        client
+            .post(format!("http://{admin}/admin/groups/flush-all"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+    }
+    line_with(&out, "group cache flushed").await;
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    assert!(
+        child.wait().unwrap().success(),
+        "SIGTERM drains and exits 0"
+    );
+    let stdout = std::fs::read_to_string(&out).unwrap();
+    let log = std::fs::read_to_string(work.path().join("logs/app.json")).unwrap();
+    for text in [stdout, log] {
+        assert!(text.contains("directory lookup failed"));
+        for secret in [TOKEN, ADMIN_TOKEN, SECRET] {
+            assert!(!text.contains(secret), "{secret} leaked");
+            assert!(!text.contains(&secret[..12]), "part of {secret} leaked");
+        }
+    }
 }

@@ -3,9 +3,11 @@
 
 mod auth;
 mod directory;
+mod edge_entities;
 mod envoy_e2e;
 mod envoy_grpc;
 mod envoy_http;
+mod policy_tools;
 mod props;
 mod reload;
 mod startup;

@@ -15,6 +15,7 @@ fn authz(dir: &Path, env: &[(&str, &str)]) -> Command {
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("AUTHZ_LISTEN", "127.0.0.1:0")
+        .env("AUTHZ_GRPC_LISTEN", "127.0.0.1:0")
         .env("LOG_FILE", dir.join("logs/app.json"))
         .stdin(Stdio::null());
     for (k, v) in env {

@@ -1,0 +1,242 @@
+//! `GET /api/projects` latency with 100k projects across 1k groups in PostgreSQL, for a user
+//! in 10 groups; `/healthz` on the same server in the same run is the baseline.
+//!
+//! `cargo bench -p ipm-api --bench api_list` (or `benches/api_list.sh`). Needs PostgreSQL at
+//! `TEST_PG_ADMIN_URL` [postgres://postgres@127.0.0.1:5432/postgres]; creates and drops its own
+//! database. `BENCH_REQUESTS` [3000] requests per measurement, one at a time. Results go to
+//! stderr; the server's JSON logs to stdout (the script discards them).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::{Duration, Instant};
+
+use ipm_api::config::Config;
+use sqlx::Connection;
+
+const SECRET: &str = "bench-secret-0123456789abcdef0123456789";
+const USER: &str = "ten@example.com";
+const PROJECTS: usize = 100_000;
+const GROUPS: usize = 1_000;
+const USER_GROUPS: usize = 10;
+
+fn admin_url() -> String {
+    std::env::var("TEST_PG_ADMIN_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+async fn admin_sql(sql: String) {
+    let mut conn = sqlx::PgConnection::connect(&admin_url()).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}
+
+/// 100 projects per group, ids in creation order, inserted 10k at a time.
+async fn seed(url: &str) {
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    for chunk in 0..PROJECTS / 10_000 {
+        let mut ids = Vec::with_capacity(10_000);
+        let mut groups = Vec::with_capacity(10_000);
+        let mut names = Vec::with_capacity(10_000);
+        for i in chunk * 10_000..(chunk + 1) * 10_000 {
+            ids.push(uuid::Uuid::now_v7());
+            groups.push(format!("g{}", i % GROUPS));
+            names.push(format!("project {i}"));
+        }
+        sqlx::query(
+            "INSERT INTO projects (id, meta_group_id, name, description, created_by, created_at, updated_at) \
+             SELECT id, g, n, '', 'seed@example.com', $4, $4 FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS t(id, g, n)",
+        )
+        .bind(&ids)
+        .bind(&groups)
+        .bind(&names)
+        .bind(now)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    sqlx::raw_sql("ANALYZE projects")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+struct Stats {
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+}
+
+async fn measure(client: &reqwest::Client, url: &str, auth: bool, n: usize) -> Stats {
+    let send = || {
+        let mut r = client.get(url);
+        if auth {
+            r = r
+                .header("x-proxy-secret", SECRET)
+                .header("x-user-email", USER);
+        }
+        r.send()
+    };
+    for _ in 0..200 {
+        let r = send().await.unwrap();
+        assert_eq!(r.status(), 200, "{url}");
+        r.bytes().await.unwrap();
+    }
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = Instant::now();
+        let r = send().await.unwrap();
+        let status = r.status();
+        r.bytes().await.unwrap();
+        times.push(start.elapsed());
+        assert_eq!(status, 200);
+    }
+    times.sort();
+    Stats {
+        p50: percentile(&times, 0.50),
+        p99: percentile(&times, 0.99),
+        max: times[times.len() - 1],
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let requests: usize = std::env::var("BENCH_REQUESTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3000);
+    let name = format!("ipm_bench_{}", uuid::Uuid::now_v7().simple());
+    admin_sql(format!("CREATE DATABASE {name}")).await;
+    let base = admin_url();
+    let base = base
+        .rsplit_once('/')
+        .map_or(base.as_str(), |(b, _)| b)
+        .to_string();
+    let url = format!("{base}/{name}");
+    let result = tokio::spawn(run(url, requests)).await;
+    admin_sql(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+    result.unwrap();
+}
+
+async fn run(url: String, requests: usize) {
+    let root = tempfile::tempdir().unwrap();
+    let policy_dir = root.path().join("policies");
+    std::fs::create_dir_all(&policy_dir).unwrap();
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+    for entry in std::fs::read_dir(shipped).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), policy_dir.join(entry.file_name())).unwrap();
+        }
+    }
+    // 1k groups; the user is in 10 of them (g0, g100, …, g900).
+    let mut groups = String::from("[groups]\n");
+    for g in 0..GROUPS {
+        let members = if g % (GROUPS / USER_GROUPS) == 0 {
+            format!("[\"{USER}\"]")
+        } else {
+            "[\"someone@example.com\"]".into()
+        };
+        groups.push_str(&format!("g{g} = {members}\n"));
+    }
+    let groups_file = policy_dir.join("groups.toml");
+    std::fs::write(&groups_file, groups).unwrap();
+
+    // Logged as in production (JSON to stdout and a file), so the figures include it.
+    let _logs = authz::telemetry::init(Some(&root.path().join("app.json"))).unwrap();
+    let mut config = Config::for_test(&policy_dir, &groups_file, SECRET, &url);
+    config.db_max_connections = 10;
+    let handle = ipm_api::server::run(config).await.unwrap();
+    let started = Instant::now();
+    seed(&url).await;
+    eprintln!(
+        "seeded {PROJECTS} projects in {GROUPS} groups in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let addr = handle.tcp_addr().unwrap();
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+
+    // Where a later page starts: the cursor after the first 500 of the user's 1000 projects.
+    let first: serde_json::Value = client
+        .get(format!("http://{addr}/api/projects?limit=200"))
+        .header("x-proxy-secret", SECRET)
+        .header("x-user-email", USER)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["items"].as_array().unwrap().len(), 200);
+    let mut cursor = first["next_cursor"].as_str().unwrap().to_string();
+    for _ in 0..2 {
+        let page: serde_json::Value = client
+            .get(format!(
+                "http://{addr}/api/projects?limit=150&cursor={cursor}"
+            ))
+            .header("x-proxy-secret", SECRET)
+            .header("x-user-email", USER)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        cursor = page["next_cursor"].as_str().unwrap().to_string();
+    }
+
+    let cases = [
+        (
+            "GET /healthz (baseline: no auth, no database)",
+            format!("http://{addr}/healthz"),
+            false,
+        ),
+        (
+            "GET /api/projects (first page, 50)",
+            format!("http://{addr}/api/projects"),
+            true,
+        ),
+        (
+            "GET /api/projects?cursor=… (page after 500, 50)",
+            format!("http://{addr}/api/projects?cursor={cursor}"),
+            true,
+        ),
+        (
+            "GET /api/projects?limit=200",
+            format!("http://{addr}/api/projects?limit=200"),
+            true,
+        ),
+    ];
+    let mut baseline = None;
+    eprintln!(
+        "\n{requests} sequential requests each, after 200 warm-up; PostgreSQL, {PROJECTS} projects, user in {USER_GROUPS} of {GROUPS} groups\n"
+    );
+    eprintln!(
+        "{:<50} {:>10} {:>10} {:>10} {:>8}",
+        "request", "p50", "p99", "max", "p50/base"
+    );
+    for (label, url, auth) in &cases {
+        let s = measure(&client, url, *auth, requests).await;
+        let base = *baseline.get_or_insert(s.p50);
+        eprintln!(
+            "{label:<50} {:>10} {:>10} {:>10} {:>7.1}x",
+            ms(s.p50),
+            ms(s.p99),
+            ms(s.max),
+            s.p50.as_secs_f64() / base.as_secs_f64()
+        );
+    }
+    handle.shutdown().await;
+}

@@ -1,0 +1,221 @@
+//! `ipm-api gc`: finds what a crash can leave behind (objects without a row, rows without an
+//! object, unfinished uploads) and, with `--apply`, removes it. A dry run by default.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::time::{Duration, SystemTime};
+
+use crate::config::DbSettings;
+use crate::db::{Db, DbError};
+use crate::image_config::StorageConfig;
+use crate::image_store::ImageStore;
+use crate::storage::{ObjectKey, Storage, StorageError};
+
+/// How gc runs.
+#[derive(Debug, Clone, Copy)]
+pub struct GcOptions {
+    /// Remove what is found; otherwise only report it.
+    pub apply: bool,
+    /// Objects and unfinished uploads younger than this are left alone: they may belong to
+    /// an upload whose row is about to be written.
+    pub min_age: Duration,
+    /// Remove rows even when every row's object seems missing (which usually means the
+    /// storage settings point at the wrong place).
+    pub force: bool,
+}
+
+/// What gc found and did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct GcReport {
+    pub objects: usize,
+    pub rows: usize,
+    pub orphan_objects: usize,
+    pub young_objects: usize,
+    pub missing_objects: usize,
+    pub incomplete_uploads: usize,
+    pub removed: usize,
+    pub failed: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GcError {
+    #[error("{0}")]
+    Storage(#[from] StorageError),
+    #[error("{0}")]
+    Db(#[from] DbError),
+    #[error("cannot write the report: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+/// `ipm-api gc`: opens the database (without migrating it) and the storage, then `run`s.
+pub async fn collect(
+    db: &DbSettings,
+    storage: &StorageConfig,
+    opts: GcOptions,
+    out: &mut dyn Write,
+) -> Result<GcReport, GcError> {
+    let db = Db::open(&db.url, db.max_connections, db.acquire_timeout)?;
+    let storage = crate::storage::open(storage).await?;
+    writeln!(
+        out,
+        "ipm-api gc: {} storage, {} database{}",
+        storage.backend(),
+        db.backend(),
+        if opts.apply { "" } else { " (dry run)" }
+    )?;
+    let report = run(&ImageStore::new(db.clone()), storage.as_ref(), opts, out).await;
+    db.close().await;
+    report
+}
+
+fn age(t: SystemTime, now: SystemTime) -> String {
+    let s = now.duration_since(t).unwrap_or_default().as_secs();
+    match s {
+        0..120 => format!("{s} s"),
+        120..7200 => format!("{} min", s / 60),
+        _ => format!("{} h", s / 3600),
+    }
+}
+
+/// Compares storage with the rows and reports, one line per finding, to `out`. Each finding
+/// is checked again just before it is removed, so a concurrent upload or delete is never
+/// undone.
+pub async fn run(
+    store: &ImageStore,
+    storage: &dyn Storage,
+    opts: GcOptions,
+    out: &mut dyn Write,
+) -> Result<GcReport, GcError> {
+    let now = SystemTime::now();
+    let cutoff = now
+        .checked_sub(opts.min_age)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let mut report = GcReport::default();
+    // Objects first: an upload finishing in between then shows as a young object without
+    // a row (left alone), never as a row without an object.
+    let objects = storage.list().await?;
+    let rows = store.all_keys().await?;
+    report.objects = objects.len();
+    report.rows = rows.len();
+    let row_keys: HashSet<&str> = rows.iter().map(|(_, k)| k.as_str()).collect();
+    let object_keys: HashSet<&str> = objects.iter().map(|o| o.key.as_str()).collect();
+    let done = |ok: bool, report: &mut GcReport| {
+        if !opts.apply {
+            ""
+        } else if ok {
+            report.removed += 1;
+            "  [removed]"
+        } else {
+            report.failed += 1;
+            "  [NOT removed]"
+        }
+    };
+
+    for o in objects
+        .iter()
+        .filter(|o| !row_keys.contains(o.key.as_str()))
+    {
+        if o.modified > cutoff {
+            report.young_objects += 1;
+            continue;
+        }
+        report.orphan_objects += 1;
+        let mut removed = true;
+        if opts.apply {
+            removed = match store.key_in_use(o.key.as_str()).await {
+                Ok(true) => false,
+                Ok(false) => storage.delete(&o.key).await.is_ok(),
+                Err(_) => false,
+            };
+        }
+        let mark = done(removed, &mut report);
+        writeln!(
+            out,
+            "object without a row: {} ({} bytes, {} old){mark}",
+            o.key,
+            o.size,
+            age(o.modified, now)
+        )?;
+    }
+
+    let mut missing = Vec::new();
+    for (id, key) in rows
+        .iter()
+        .filter(|(_, k)| !object_keys.contains(k.as_str()))
+    {
+        let gone = match ObjectKey::parse(key) {
+            // Stored after the listing?
+            Some(k) => !storage.exists(&k).await?,
+            None => true,
+        };
+        if gone {
+            missing.push((*id, key.clone()));
+        }
+    }
+    report.missing_objects = missing.len();
+    let suspicious = !opts.force && missing.len() > 1 && missing.len() == rows.len();
+    for (id, key) in &missing {
+        let mark = if opts.apply && suspicious {
+            report.failed += 1;
+            "  [kept: see below]"
+        } else {
+            let removed = if opts.apply {
+                store.delete_row(*id).await.is_ok()
+            } else {
+                true
+            };
+            done(removed, &mut report)
+        };
+        writeln!(out, "row without an object: image {id} (key {key}){mark}")?;
+    }
+    if opts.apply && suspicious {
+        writeln!(
+            out,
+            "every image's object is missing: check STORAGE_BACKEND, STORAGE_DIR, S3_BUCKET and S3_KEY_PREFIX; \
+             pass --force to remove the rows anyway"
+        )?;
+    }
+
+    // Some S3-compatible servers cannot list multipart uploads; the rest of the report
+    // still stands.
+    let incomplete = match storage.incomplete(cutoff).await {
+        Ok(found) => found,
+        Err(e) => {
+            writeln!(out, "cannot list unfinished uploads: {e}")?;
+            Vec::new()
+        }
+    };
+    report.incomplete_uploads = incomplete.len();
+    for item in &incomplete {
+        let removed = if opts.apply {
+            storage.remove_incomplete(item).await.is_ok()
+        } else {
+            true
+        };
+        let mark = done(removed, &mut report);
+        writeln!(out, "unfinished upload: {item}{mark}")?;
+    }
+
+    writeln!(
+        out,
+        "checked {} objects and {} rows: {} objects without a row ({} younger than {} s left alone), \
+         {} rows without an object, {} unfinished uploads",
+        report.objects,
+        report.rows,
+        report.orphan_objects,
+        report.young_objects,
+        opts.min_age.as_secs(),
+        report.missing_objects,
+        report.incomplete_uploads
+    )?;
+    let found = report.orphan_objects + report.missing_objects + report.incomplete_uploads;
+    if !opts.apply && found > 0 {
+        writeln!(
+            out,
+            "dry run: nothing was removed; run `ipm-api gc --apply` to remove them"
+        )?;
+    } else if opts.apply {
+        writeln!(out, "removed {}, failed {}", report.removed, report.failed)?;
+    }
+    Ok(report)
+}

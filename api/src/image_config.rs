@@ -1,0 +1,280 @@
+//! Image settings: where the bytes are stored (`STORAGE_*`, `S3_*`), how large and what kind
+//! of upload is accepted, and how downloads are answered (`IMAGE_*`, `MAX_UPLOAD_BYTES`).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use authz::config::{ConfigError, environment, parse_bool, parse_num, read_secret};
+use authz::secret::Secret;
+
+/// The default upload limit: 100 MiB.
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 100 << 20;
+
+type Env = HashMap<String, String>;
+
+fn get<'a>(env: &'a Env, var: &str) -> Option<&'a str> {
+    env.get(var).map(|v| v.trim()).filter(|v| !v.is_empty())
+}
+
+fn invalid(var: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        var: var.to_string(),
+        message: message.into(),
+    }
+}
+
+/// Where image bytes are stored.
+#[derive(Debug, Clone)]
+pub enum StorageConfig {
+    /// `STORAGE_BACKEND=local` (the default): `STORAGE_DIR` [data/images].
+    Local { dir: PathBuf },
+    /// `STORAGE_BACKEND=s3`.
+    S3(S3Config),
+}
+
+/// An S3 bucket. `Debug` never shows the secret key.
+#[derive(Debug, Clone)]
+pub struct S3Config {
+    /// `S3_ENDPOINT`: the server's URL (MinIO, another S3-compatible server); unset for AWS.
+    pub endpoint: Option<String>,
+    /// `S3_BUCKET` (required). It must exist: checked at start.
+    pub bucket: String,
+    /// `S3_REGION` [us-east-1]
+    pub region: String,
+    /// `S3_ACCESS_KEY_ID` (required)
+    pub access_key_id: String,
+    /// `S3_SECRET_ACCESS_KEY` or `S3_SECRET_ACCESS_KEY_FILE` (required)
+    pub secret_access_key: Secret,
+    /// `S3_FORCE_PATH_STYLE` [false]: `endpoint/bucket/key` URLs, as MinIO needs.
+    pub force_path_style: bool,
+    /// `S3_KEY_PREFIX` [images/]: objects live under it; `ipm-api gc` looks nowhere else.
+    pub prefix: String,
+}
+
+/// How `GET /api/images/{id}/content` answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownloadMode {
+    /// `IMAGE_DOWNLOAD=stream` (the default): the API streams the bytes.
+    Stream,
+    /// `IMAGE_DOWNLOAD=redirect` (S3 only): 302 to a presigned URL of the object.
+    Redirect,
+}
+
+/// Image settings. Defaults in brackets.
+#[derive(Debug, Clone)]
+pub struct ImageConfig {
+    pub storage: StorageConfig,
+    /// `MAX_UPLOAD_BYTES` [104857600]: larger uploads answer 413.
+    pub max_upload_bytes: u64,
+    /// `IMAGE_DOWNLOAD` [stream]
+    pub download: DownloadMode,
+    /// `IMAGE_REDIRECT_EXPIRY_SECONDS` [60]: how long a presigned URL works (1 to 3600).
+    pub redirect_expiry: Duration,
+    /// `IMAGE_ALLOW_SVG` [false]: accept SVG (scripts can hide in it; downloads are always
+    /// attachments under a strict CSP).
+    pub allow_svg: bool,
+}
+
+impl ImageConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_map(&environment()?)
+    }
+
+    pub fn from_map(env: &Env) -> Result<Self, ConfigError> {
+        let storage = match get(env, "STORAGE_BACKEND")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("local") => StorageConfig::Local {
+                dir: PathBuf::from(get(env, "STORAGE_DIR").unwrap_or("data/images")),
+            },
+            Some("s3") => StorageConfig::S3(S3Config::from_map(env)?),
+            Some(other) => {
+                return Err(invalid(
+                    "STORAGE_BACKEND",
+                    format!("`{other}` is not `local` or `s3`"),
+                ));
+            }
+        };
+        let max_upload_bytes: u64 = parse_num(env, "MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES)?;
+        if max_upload_bytes == 0 {
+            return Err(invalid("MAX_UPLOAD_BYTES", "must be at least 1"));
+        }
+        let download = match get(env, "IMAGE_DOWNLOAD")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("stream") => DownloadMode::Stream,
+            Some("redirect") => DownloadMode::Redirect,
+            Some(other) => {
+                return Err(invalid(
+                    "IMAGE_DOWNLOAD",
+                    format!("`{other}` is not `stream` or `redirect`"),
+                ));
+            }
+        };
+        if download == DownloadMode::Redirect && matches!(storage, StorageConfig::Local { .. }) {
+            return Err(invalid(
+                "IMAGE_DOWNLOAD",
+                "`redirect` needs STORAGE_BACKEND=s3 (local files have no URL to redirect to)",
+            ));
+        }
+        let expiry: u64 = parse_num(env, "IMAGE_REDIRECT_EXPIRY_SECONDS", 60)?;
+        if !(1..=3600).contains(&expiry) {
+            return Err(invalid(
+                "IMAGE_REDIRECT_EXPIRY_SECONDS",
+                "must be between 1 and 3600 seconds",
+            ));
+        }
+        Ok(Self {
+            storage,
+            max_upload_bytes,
+            download,
+            redirect_expiry: Duration::from_secs(expiry),
+            allow_svg: parse_bool(env, "IMAGE_ALLOW_SVG", false)?,
+        })
+    }
+
+    /// Local storage in `dir`, the default limits.
+    pub fn for_test(dir: &Path) -> Self {
+        Self {
+            storage: StorageConfig::Local {
+                dir: dir.to_path_buf(),
+            },
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            download: DownloadMode::Stream,
+            redirect_expiry: Duration::from_secs(60),
+            allow_svg: false,
+        }
+    }
+}
+
+impl S3Config {
+    fn from_map(env: &Env) -> Result<Self, ConfigError> {
+        let required = |var: &'static str| {
+            get(env, var)
+                .map(str::to_string)
+                .ok_or(ConfigError::Missing {
+                    var,
+                    why: "STORAGE_BACKEND=s3 needs it",
+                })
+        };
+        let endpoint = match get(env, "S3_ENDPOINT") {
+            None => None,
+            Some(e) if e.starts_with("http://") || e.starts_with("https://") => {
+                Some(e.trim_end_matches('/').to_string())
+            }
+            Some(_) => {
+                return Err(invalid("S3_ENDPOINT", "must be an http:// or https:// URL"));
+            }
+        };
+        let bucket = required("S3_BUCKET")?;
+        if !(3..=63).contains(&bucket.len())
+            || !bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        {
+            return Err(invalid(
+                "S3_BUCKET",
+                format!("`{bucket}` is not a bucket name (3 to 63 of a-z, 0-9, `-`, `.`)"),
+            ));
+        }
+        let secret_access_key =
+            read_secret(env, "S3_SECRET_ACCESS_KEY", "S3_SECRET_ACCESS_KEY_FILE")?.ok_or(
+                ConfigError::Missing {
+                    var: "S3_SECRET_ACCESS_KEY",
+                    why: "STORAGE_BACKEND=s3 needs it (or S3_SECRET_ACCESS_KEY_FILE)",
+                },
+            )?;
+        let prefix = match env.get("S3_KEY_PREFIX").map(|p| p.trim()) {
+            None => "images/".to_string(),
+            Some(p) if p.split('/').any(|s| s == ".." || s == ".") || p.starts_with('/') => {
+                return Err(invalid(
+                    "S3_KEY_PREFIX",
+                    "must not start with `/` or hold `.` or `..` segments",
+                ));
+            }
+            Some(p) => p.to_string(),
+        };
+        Ok(Self {
+            endpoint,
+            bucket,
+            region: get(env, "S3_REGION").unwrap_or("us-east-1").to_string(),
+            access_key_id: required("S3_ACCESS_KEY_ID")?,
+            secret_access_key,
+            force_path_style: parse_bool(env, "S3_FORCE_PATH_STYLE", false)?,
+            prefix,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn err(pairs: &[(&str, &str)]) -> String {
+        match ImageConfig::from_map(&env(pairs)) {
+            Ok(_) => "accepted".into(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    const S3: &[(&str, &str)] = &[
+        ("STORAGE_BACKEND", "s3"),
+        ("S3_BUCKET", "images"),
+        ("S3_ACCESS_KEY_ID", "AKID"),
+        ("S3_SECRET_ACCESS_KEY", "very-secret-key"),
+    ];
+
+    #[test]
+    fn defaults_store_locally_and_stream() {
+        let c = ImageConfig::from_map(&env(&[])).unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(
+            matches!(c.storage, StorageConfig::Local { ref dir } if dir == Path::new("data/images"))
+        );
+        assert_eq!(c.max_upload_bytes, 100 * 1024 * 1024);
+        assert_eq!(c.download, DownloadMode::Stream);
+        assert!(!c.allow_svg);
+        let s3 = ImageConfig::from_map(&env(S3)).unwrap_or_else(|e| unreachable!("{e}"));
+        let StorageConfig::S3(s3) = s3.storage else {
+            unreachable!()
+        };
+        assert_eq!(
+            (s3.region.as_str(), s3.prefix.as_str()),
+            ("us-east-1", "images/")
+        );
+        assert!(!format!("{s3:?}").contains("very-secret-key"));
+    }
+
+    #[test]
+    fn refusals_name_the_variable() {
+        assert!(err(&[("STORAGE_BACKEND", "ftp")]).starts_with("STORAGE_BACKEND is invalid"));
+        assert!(err(&[("MAX_UPLOAD_BYTES", "10MB")]).starts_with("MAX_UPLOAD_BYTES is invalid"));
+        assert!(
+            err(&[("IMAGE_DOWNLOAD", "redirect")]).starts_with("IMAGE_DOWNLOAD is invalid"),
+            "redirect needs S3"
+        );
+        assert!(err(&[("STORAGE_BACKEND", "s3")]).starts_with("S3_BUCKET is not set"));
+        let mut s3 = S3.to_vec();
+        s3.push(("S3_BUCKET", "Bad_Bucket"));
+        assert!(err(&s3).starts_with("S3_BUCKET is invalid"));
+        let mut s3 = S3.to_vec();
+        s3.push(("S3_ENDPOINT", "minio:9000"));
+        assert!(err(&s3).starts_with("S3_ENDPOINT is invalid"));
+        let mut s3 = S3.to_vec();
+        s3.push(("S3_KEY_PREFIX", "../x/"));
+        assert!(err(&s3).starts_with("S3_KEY_PREFIX is invalid"));
+        let mut s3 = S3.to_vec();
+        s3.push(("IMAGE_DOWNLOAD", "redirect"));
+        s3.push(("IMAGE_REDIRECT_EXPIRY_SECONDS", "0"));
+        assert!(err(&s3).starts_with("IMAGE_REDIRECT_EXPIRY_SECONDS is invalid"));
+    }
+}

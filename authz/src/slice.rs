@@ -1,0 +1,98 @@
+//! Policy slicing: a request is evaluated only against the policies whose scope can match it.
+//! Cedar checks a policy's scope before its conditions, so a policy left out was never satisfied
+//! and never erred: the decision and its determining policies are the same, only faster.
+
+use std::collections::{HashMap, HashSet};
+
+use cedar_policy::{
+    ActionConstraint, Entities, EntityUid, Policy, PolicySet, PolicySetError, PrincipalConstraint,
+};
+
+/// What a policy's principal scope asks of the principal.
+#[derive(Debug, Clone)]
+enum PrincipalScope {
+    /// Anyone (also `is User`: every principal is a `User`).
+    Any,
+    /// The principal or one of its ancestors is this entity.
+    In(EntityUid),
+    /// The principal is this entity.
+    Eq(EntityUid),
+}
+
+#[derive(Debug, Clone)]
+struct Indexed {
+    policy: Policy,
+    principal: PrincipalScope,
+}
+
+/// The policies of a snapshot, grouped by the actions their scope admits.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyIndex {
+    by_action: HashMap<EntityUid, Vec<Indexed>>,
+}
+
+fn admits_action(
+    c: &ActionConstraint,
+    action: &EntityUid,
+    ancestors: &HashSet<&EntityUid>,
+) -> bool {
+    match c {
+        ActionConstraint::Eq(a) => a == action,
+        ActionConstraint::In(list) => list.iter().any(|a| a == action || ancestors.contains(a)),
+        // `Any`, and any constraint form this version does not know: keep the policy.
+        _ => true,
+    }
+}
+
+fn principal_scope(c: PrincipalConstraint) -> PrincipalScope {
+    match c {
+        PrincipalConstraint::In(e) | PrincipalConstraint::IsIn(_, e) => PrincipalScope::In(e),
+        PrincipalConstraint::Eq(e) => PrincipalScope::Eq(e),
+        PrincipalConstraint::Any | PrincipalConstraint::Is(_) => PrincipalScope::Any,
+    }
+}
+
+impl PolicyIndex {
+    /// Indexes every policy under every action of the schema its action scope admits.
+    pub fn new(policies: &PolicySet, actions: &Entities) -> Self {
+        let mut by_action: HashMap<EntityUid, Vec<Indexed>> = HashMap::new();
+        for entity in actions.iter() {
+            let action = entity.uid();
+            let ancestors: HashSet<&EntityUid> = actions
+                .ancestors(&action)
+                .map(Iterator::collect)
+                .unwrap_or_default();
+            let list = by_action.entry(action.clone()).or_default();
+            for p in policies.policies() {
+                if admits_action(&p.action_constraint(), &action, &ancestors) {
+                    list.push(Indexed {
+                        policy: p.clone(),
+                        principal: principal_scope(p.principal_constraint()),
+                    });
+                }
+            }
+        }
+        Self { by_action }
+    }
+
+    /// The policies that can apply to `principal` (whose ancestors are `principal_in`) doing `action`.
+    pub fn slice(
+        &self,
+        action: &EntityUid,
+        principal: &EntityUid,
+        principal_in: &HashSet<EntityUid>,
+    ) -> Result<PolicySet, PolicySetError> {
+        let Some(list) = self.by_action.get(action) else {
+            return Ok(PolicySet::new());
+        };
+        PolicySet::from_policies(
+            list.iter()
+                .filter(|i| match &i.principal {
+                    PrincipalScope::Any => true,
+                    PrincipalScope::In(e) => e == principal || principal_in.contains(e),
+                    PrincipalScope::Eq(e) => e == principal,
+                })
+                .map(|i| i.policy.clone()),
+        )
+    }
+}

@@ -1,0 +1,183 @@
+//! Edge decisions on per-project routes: with `DATABASE_URL`, authz reads each project's group
+//! from the API's database (read-only) so the proxy denies before the API is reached.
+
+use std::time::Duration;
+
+use authz::db_entities::{DbPool, PoolSettings};
+use sqlx::Connection;
+
+use crate::support::spawn_with;
+
+const ALICE: &str = "alice@example.com"; // photographers
+const CAROL: &str = "carol@example.com"; // editors
+const MALLORY: &str = "mallory@example.com"; // photographers, suspended
+const ADMIN: &str = "admin@example.com";
+
+const PHOTOS: &str = "0190f0c4-6c3e-7b3a-8f00-000000000001";
+const EDITS: &str = "0190f0c4-6c3e-7b3a-8f00-000000000002";
+
+fn migrations(backend: &str) -> String {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../migrations")
+        .join(backend);
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Applies the API's migrations and inserts one project per group, as the API would.
+async fn seed(url: &str) {
+    let db = DbPool::open_lazy(
+        url,
+        PoolSettings {
+            read_only: false,
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(5),
+        },
+    )
+    .unwrap();
+    let backend = db.backend();
+    authz::with_pool!(&db, pool => {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(migrations(backend)))
+            .execute(pool)
+            .await
+            .unwrap();
+        for (id, group) in [(PHOTOS, "photographers"), (EDITS, "editors")] {
+            sqlx::query(
+                "INSERT INTO projects (id, name, description, meta_group_id, created_by, created_at, updated_at) \
+                 VALUES ($1, $2, '', $3, 'seed@example.com', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+            )
+            .bind(uuid::Uuid::parse_str(id).unwrap())
+            .bind(group)
+            .bind(group)
+            .execute(pool)
+            .await
+            .unwrap();
+        }
+    });
+    db.close().await;
+}
+
+async fn edge_decisions(url: &str) {
+    seed(url).await;
+    let app = spawn_with(|c| c.database_url = Some(url.to_string())).await;
+    let photos = format!("/api/projects/{PHOTOS}");
+    let edits = format!("/api/projects/{EDITS}");
+    let cases = [
+        (ALICE, "GET", photos.as_str(), 200),
+        (ALICE, "PATCH", photos.as_str(), 200),
+        (ALICE, "DELETE", photos.as_str(), 200),
+        (ALICE, "GET", edits.as_str(), 403),
+        (ALICE, "DELETE", edits.as_str(), 403),
+        (CAROL, "GET", edits.as_str(), 200),
+        (CAROL, "GET", photos.as_str(), 403),
+        (ADMIN, "GET", edits.as_str(), 200),
+        (MALLORY, "GET", photos.as_str(), 403),
+        // Unknown and malformed ids are no project: denied, without a database error.
+        (
+            ALICE,
+            "GET",
+            "/api/projects/0190f0c4-6c3e-7b3a-8f00-0000000000ff",
+            403,
+        ),
+        (ALICE, "GET", "/api/projects/not-a-uuid", 403),
+        (
+            ALICE,
+            "GET",
+            "/api/projects/0190F0C4-6C3E-7B3A-8F00-000000000001",
+            403,
+        ),
+    ];
+    for (user, method, path, want) in cases {
+        assert_eq!(
+            app.status_as(user, method, path).await,
+            want,
+            "{user} {method} {path}"
+        );
+    }
+    // The identity headers travel with an allow, as for any route.
+    let r = app.auth_as(ALICE, "GET", &photos).await;
+    assert_eq!(r.headers()["x-authz-user"], ALICE);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_of_the_projects_group_only_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/ipm.db?mode=rwc", dir.path().display());
+    edge_decisions(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_of_the_projects_group_only_postgres() {
+    let admin = std::env::var("TEST_PG_ADMIN_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let name = format!("ipm_test_{}", uuid::Uuid::now_v7().simple());
+    let run = |sql: String| {
+        let admin = admin.clone();
+        async move {
+            let mut conn = sqlx::PgConnection::connect(&admin)
+                .await
+                .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is needed: {e}"));
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+    };
+    run(format!("CREATE DATABASE {name}")).await;
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    let result = tokio::spawn(edge_decisions_owned(format!("{base}/{name}"))).await;
+    run(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+    result.unwrap();
+}
+
+async fn edge_decisions_owned(url: String) {
+    edge_decisions(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_database_is_503_on_project_routes_only() {
+    let dir = tempfile::tempdir().unwrap();
+    // Read-only never creates the file: every lookup fails.
+    let url = format!("sqlite://{}/missing.db", dir.path().display());
+    let app = spawn_with(|c| c.database_url = Some(url)).await;
+    assert_eq!(
+        app.status_as(ALICE, "GET", &format!("/api/projects/{PHOTOS}"))
+            .await,
+        503
+    );
+    assert_eq!(app.status_as(ALICE, "GET", "/api/projects").await, 200);
+    // Ids that cannot be projects never reach the database.
+    assert_eq!(app.status_as(ALICE, "GET", "/api/projects/nope").await, 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_cache_a_moved_project_is_denied_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/ipm.db?mode=rwc", dir.path().display());
+    seed(&url).await;
+    let app = spawn_with(|c| {
+        c.database_url = Some(url.clone());
+        c.entity_cache_ttl = Duration::ZERO;
+    })
+    .await;
+    let photos = format!("/api/projects/{PHOTOS}");
+    assert_eq!(app.status_as(ALICE, "GET", &photos).await, 200);
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("UPDATE projects SET meta_group_id = 'editors' WHERE id = $1")
+        .bind(uuid::Uuid::parse_str(PHOTOS).unwrap())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(app.status_as(ALICE, "GET", &photos).await, 403);
+    assert_eq!(app.status_as(CAROL, "GET", &photos).await, 200);
+}

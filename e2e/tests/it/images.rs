@@ -1,0 +1,171 @@
+//! Images through nginx: an upload streams on to ipm-api while the client is still sending
+//! (not spooled to disk first), the download comes back byte for byte, and a member of another
+//! group gets nothing through, not one byte to the API.
+
+use tokio::sync::mpsc;
+use warp::hyper::body::Bytes;
+
+use crate::nginx::Setup;
+use crate::stack::Stack;
+use crate::support::{DEADLINE, Reply, SECRET, eventually};
+
+const ALICE: &str = "alice@example.com";
+const CAROL: &str = "carol@example.com";
+const HALF: usize = 4 << 20;
+
+/// A PNG as the API recognises it (signature and header), `len` bytes in all.
+fn png(len: usize) -> Vec<u8> {
+    let mut v = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+    v.extend_from_slice(&640u32.to_be_bytes());
+    v.extend_from_slice(&480u32.to_be_bytes());
+    v.extend_from_slice(&[8, 6, 0, 0, 0, 0, 0, 0, 0]);
+    let start = v.len();
+    v.extend((start..len).map(|i| (i.wrapping_mul(31) ^ (i >> 9)) as u8));
+    v
+}
+
+/// An upload whose body the test hands over piece by piece, sent as the identity layer
+/// would send it for `email`.
+struct Upload {
+    body: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    reply: tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>,
+}
+
+impl Upload {
+    fn start(stack: &Stack, project: &str, email: &str) -> Self {
+        let (tx, rx) = mpsc::channel(1);
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|chunk| (chunk, rx))
+        });
+        let request = stack
+            .as_layer
+            .post(stack.nginx.url(&format!(
+                "/api/projects/{project}/images?filename=photo.png"
+            )))
+            .header("x-forwarded-email", email)
+            .header("content-type", "application/octet-stream")
+            .body(reqwest::Body::wrap_stream(stream));
+        Self {
+            body: tx,
+            reply: tokio::spawn(request.send()),
+        }
+    }
+
+    async fn send(&self, bytes: &[u8]) {
+        self.body
+            .send(Ok(Bytes::copy_from_slice(bytes)))
+            .await
+            .unwrap();
+    }
+
+    async fn finish(self) -> Reply {
+        drop(self.body);
+        Reply::read(self.reply.await.unwrap().unwrap()).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nginx: run scripts/test"]
+async fn an_image_streams_up_and_down_through_nginx() {
+    let stack = Stack::start(Setup::IdentityLayer).await;
+    let project = stack
+        .create_project(
+            crate::stack::As::Session("alice"),
+            "photos",
+            "photographers",
+        )
+        .await;
+    let relay = stack.relay.as_ref().unwrap();
+    let image = png(2 * HALF);
+    let (first, rest) = image.split_at(HALF);
+
+    let before = relay.bytes_in();
+    let upload = Upload::start(&stack, &project, ALICE);
+    upload.send(first).await;
+    // The first half reaches the API while the client still holds the second.
+    let streamed = eventually(DEADLINE, || async {
+        relay.bytes_in() >= before + HALF as u64
+    })
+    .await;
+    assert!(
+        streamed.is_some(),
+        "nginx held the body back; {} bytes reached the API\n{}",
+        relay.bytes_in() - before,
+        stack.nginx.error_log()
+    );
+    upload.send(rest).await;
+    let r = upload.finish().await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(r.json()["size_bytes"], image.len());
+    assert_eq!(r.json()["content_type"], "image/png");
+    assert_eq!(r.json()["uploaded_by"], ALICE);
+
+    let download = |email: &'static str| {
+        stack
+            .as_layer
+            .get(stack.nginx.url(&format!("/api/images/{id}/content")))
+            .header("x-forwarded-email", email)
+            .send()
+    };
+    let r = download(ALICE).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/png");
+    let bytes = r.bytes().await.unwrap();
+    assert!(bytes == image, "the download differs from the upload");
+
+    // Neither way did nginx write the bytes to a temporary file.
+    let log = stack.nginx.error_log();
+    assert!(!log.contains("buffered to a temporary file"), "{log}");
+
+    // Another group's member: refused before a byte of the body goes anywhere.
+    let before = relay.bytes_in();
+    let upload = Upload::start(&stack, &project, CAROL);
+    upload.send(&png(64 * 1024)).await;
+    let r = upload.finish().await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(download(CAROL).await.unwrap().status(), 403);
+    assert_eq!(relay.bytes_in(), before, "carol's requests reached the API");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nginx: run scripts/test"]
+async fn without_proxy_request_buffering_off_nginx_would_spool_the_upload() {
+    // The shipped upload location minus the one line: the check above can fail.
+    let stack = Stack::start_with(
+        Setup::IdentityLayer,
+        SECRET,
+        &[("proxy_request_buffering off;", String::new())],
+    )
+    .await;
+    let project = stack
+        .create_project(
+            crate::stack::As::Session("alice"),
+            "photos",
+            "photographers",
+        )
+        .await;
+    let relay = stack.relay.as_ref().unwrap();
+    let image = png(2 * HALF);
+    let (first, rest) = image.split_at(HALF);
+
+    let before = relay.bytes_in();
+    let upload = Upload::start(&stack, &project, ALICE);
+    upload.send(first).await;
+    let spooled = eventually(DEADLINE, || async {
+        stack
+            .nginx
+            .error_log()
+            .contains("a client request body is buffered to a temporary file")
+    })
+    .await;
+    assert!(spooled.is_some(), "{}", stack.nginx.error_log());
+    assert_eq!(
+        relay.bytes_in(),
+        before,
+        "nothing goes on before the whole body is in"
+    );
+    upload.send(rest).await;
+    let r = upload.finish().await;
+    assert_eq!(r.status, 201, "{}", r.body);
+}

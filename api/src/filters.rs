@@ -47,10 +47,6 @@ pub const API_ROUTES: &[ApiRoute] = &[
         path: "/api/projects/{id}",
     },
     ApiRoute {
-        method: "DELETE",
-        path: "/api/projects/{id}",
-    },
-    ApiRoute {
         method: "GET",
         path: "/api/projects/{id}/images",
     },
@@ -63,12 +59,16 @@ pub const API_ROUTES: &[ApiRoute] = &[
         path: "/api/images/{id}",
     },
     ApiRoute {
+        method: "GET",
+        path: "/api/images/{id}/content",
+    },
+    ApiRoute {
         method: "DELETE",
         path: "/api/images/{id}",
     },
     ApiRoute {
-        method: "GET",
-        path: "/api/images/{id}/content",
+        method: "DELETE",
+        path: "/api/projects/{id}",
     },
     ApiRoute {
         method: "GET",

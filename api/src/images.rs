@@ -13,8 +13,8 @@ use uuid::Uuid;
 use warp::Filter;
 use warp::Reply as _;
 use warp::http::header::{
-    ACCEPT_RANGES, CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG,
-    HeaderValue, IF_NONE_MATCH, IF_RANGE, LOCATION, RANGE,
+    ACCEPT_RANGES, CONNECTION, CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE,
+    ETAG, HeaderValue, IF_NONE_MATCH, IF_RANGE, LOCATION, RANGE,
 };
 use warp::http::{Method, Response, StatusCode};
 
@@ -125,7 +125,7 @@ enum Source<S> {
     Multipart(multer::Multipart<'static>),
 }
 
-fn header<'a>(meta: &'a RequestMeta, name: warp::http::header::HeaderName) -> Option<&'a str> {
+fn header(meta: &RequestMeta, name: warp::http::header::HeaderName) -> Option<&str> {
     meta.headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -135,7 +135,7 @@ where
     S: Stream<Item = Result<B, warp::Error>> + Send + 'static,
     B: Buf + Send + 'static,
 {
-    respond(
+    let mut r = respond(
         async {
             let caller = s.access.authorize(&meta).await?;
             let project = path_id(&project)?;
@@ -183,7 +183,14 @@ where
             Ok(r)
         }
         .await,
-    )
+    );
+    // A refused upload may leave part of its body unread: the connection cannot carry
+    // another request.
+    if !r.status().is_success() {
+        r.headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    r
 }
 
 /// Stores the file, then its row; removes the object when the row cannot be written.

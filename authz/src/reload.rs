@@ -40,7 +40,7 @@ impl Reload for PolicyStore {
 
     fn reload(&self, metrics: &Metrics) {
         match PolicyStore::reload(self) {
-            ReloadOutcome::Unchanged => {}
+            ReloadOutcome::Unchanged | ReloadOutcome::StillFailing => {}
             ReloadOutcome::Reloaded(report) => {
                 metrics
                     .policy_reloads

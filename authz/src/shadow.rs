@@ -274,7 +274,7 @@ impl Reload for Shadow {
             return self.load_first();
         };
         match store.reload() {
-            ReloadOutcome::Unchanged => {}
+            ReloadOutcome::Unchanged | ReloadOutcome::StillFailing => {}
             ReloadOutcome::Reloaded(report) => {
                 self.count_reload("success");
                 tracing::info!(

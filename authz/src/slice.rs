@@ -81,7 +81,7 @@ impl PolicyIndex {
         action: &EntityUid,
         principal: &EntityUid,
         principal_in: &HashSet<EntityUid>,
-    ) -> Result<PolicySet, PolicySetError> {
+    ) -> Result<PolicySet, Box<PolicySetError>> {
         let Some(list) = self.by_action.get(action) else {
             return Ok(PolicySet::new());
         };
@@ -94,5 +94,6 @@ impl PolicyIndex {
                 })
                 .map(|i| i.policy.clone()),
         )
+        .map_err(Box::new)
     }
 }

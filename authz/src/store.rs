@@ -26,6 +26,8 @@ pub struct ReloadReport {
 #[derive(Debug)]
 pub enum ReloadOutcome {
     Unchanged,
+    /// The files are the same broken ones as last time: already reported.
+    StillFailing,
     Reloaded(ReloadReport),
     Failed(LoadError),
 }
@@ -93,7 +95,7 @@ impl PolicyStore {
         if let Some(p) = self.pending.load().as_ref()
             && p.hash == hash
         {
-            return ReloadOutcome::Failed(p.error.clone());
+            return ReloadOutcome::StillFailing;
         }
         match PolicySnapshot::from_sources(&self.dir, files) {
             Ok(next) => {

@@ -311,7 +311,7 @@ impl LocalWriter {
                 &std::io::ErrorKind::BrokenPipe.into(),
             ));
         };
-        let mut block = std::mem::replace(&mut self.block, Vec::new());
+        let mut block = std::mem::take(&mut self.block);
         let path = self.tmp.clone();
         let (file, block) = blocking(move || {
             file.write_all(&block)

@@ -242,7 +242,10 @@ async fn upload_list_get_range_delete(app: &TestApp) {
     assert_eq!(img["content_type"], "image/png");
     assert_eq!(img["size_bytes"], bytes.len());
     assert_eq!(img["sha256"], sha256(&bytes));
-    assert_eq!((img["width"].as_i64(), img["height"].as_i64()), (Some(640), Some(480)));
+    assert_eq!(
+        (img["width"].as_i64(), img["height"].as_i64()),
+        (Some(640), Some(480))
+    );
     assert_eq!(img["uploaded_by"], ALICE);
     assert!(img.get("storage_key").is_none(), "{img}");
 
@@ -252,18 +255,28 @@ async fn upload_list_get_range_delete(app: &TestApp) {
     assert_eq!(status, 201, "{img2}");
     assert_eq!(img2["content_type"], "image/gif");
     assert_eq!(img2["filename"], "été.gif");
-    assert_eq!((img2["width"].as_i64(), img2["height"].as_i64()), (Some(32), Some(16)));
+    assert_eq!(
+        (img2["width"].as_i64(), img2["height"].as_i64()),
+        (Some(32), Some(16))
+    );
 
-    let (status, page) = app.get(ALICE, &format!("/api/projects/{p}/images?limit=1")).await;
+    let (status, page) = app
+        .get(ALICE, &format!("/api/projects/{p}/images?limit=1"))
+        .await;
     assert_eq!(status, 200, "{page}");
     assert_eq!(page["items"][0]["id"], id.as_str());
     let cursor = page["next_cursor"].as_str().unwrap().to_string();
     let (_, page) = app
-        .get(ALICE, &format!("/api/projects/{p}/images?limit=1&cursor={cursor}"))
+        .get(
+            ALICE,
+            &format!("/api/projects/{p}/images?limit=1&cursor={cursor}"),
+        )
         .await;
     assert_eq!(page["items"][0]["id"], img2["id"]);
     assert_eq!(page["next_cursor"], Value::Null);
-    let (status, _) = app.get(ALICE, &format!("/api/projects/{p}/images?sort=name")).await;
+    let (status, _) = app
+        .get(ALICE, &format!("/api/projects/{p}/images?sort=name"))
+        .await;
     assert_eq!(status, 400);
 
     let (status, meta) = app.get(ALICE, &format!("/api/images/{id}")).await;
@@ -294,9 +307,18 @@ async fn upload_list_get_range_delete(app: &TestApp) {
     let r = download(app, ALICE, &id, &[("range", "bytes=-10")]).await;
     assert_eq!(r.status(), 206);
     assert!(r.bytes().await.unwrap() == bytes[bytes.len() - 10..]);
-    let r = download(app, ALICE, &id, &[("range", &format!("bytes={}-", bytes.len()))]).await;
+    let r = download(
+        app,
+        ALICE,
+        &id,
+        &[("range", &format!("bytes={}-", bytes.len()))],
+    )
+    .await;
     assert_eq!(r.status(), 416);
-    assert_eq!(header(&r, "content-range"), format!("bytes */{}", bytes.len()));
+    assert_eq!(
+        header(&r, "content-range"),
+        format!("bytes */{}", bytes.len())
+    );
     // A range against another version is ignored: the whole image.
     let r = download(
         app,
@@ -320,17 +342,26 @@ async fn upload_list_get_range_delete(app: &TestApp) {
     assert_eq!(header(&head, "content-length"), bytes.len().to_string());
 
     assert_eq!(objects(app).len(), 2);
-    let (status, _) = app.call(ALICE, Method::DELETE, &format!("/api/images/{id}"), None).await;
+    let (status, _) = app
+        .call(ALICE, Method::DELETE, &format!("/api/images/{id}"), None)
+        .await;
     assert_eq!(status, 204);
     let (status, body) = app.get(ALICE, &format!("/api/images/{id}")).await;
-    assert_eq!((status, body["reason"].as_str()), (404, Some("image_not_found")));
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (404, Some("image_not_found"))
+    );
     assert_eq!(download(app, ALICE, &id, &[]).await.status(), 404);
     assert_eq!(objects(app).len(), 1, "the object went with the row");
-    let (status, _) = app.call(ALICE, Method::DELETE, &format!("/api/images/{id}"), None).await;
+    let (status, _) = app
+        .call(ALICE, Method::DELETE, &format!("/api/images/{id}"), None)
+        .await;
     assert_eq!(status, 404);
 
     // Deleting the project takes its images' objects along.
-    let (status, _) = app.call(ALICE, Method::DELETE, &format!("/api/projects/{p}"), None).await;
+    let (status, _) = app
+        .call(ALICE, Method::DELETE, &format!("/api/projects/{p}"), None)
+        .await;
     assert_eq!(status, 204);
     assert!(objects(app).is_empty());
     assert!(temp_files(app).is_empty());
@@ -351,7 +382,10 @@ async fn limits(backend: Backend) {
     let (status, body) = upload_raw(&app, ALICE, &p, "big.png", png(8, 8, 300 * 1024)).await;
     assert_eq!(status, 413, "{body}");
     assert_eq!(body["reason"], "payload_too_large");
-    assert!(body["message"].as_str().unwrap().contains("262144"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("262144"),
+        "{body}"
+    );
     let (status, _) = upload_raw(&app, ALICE, &p, "ok.png", png(8, 8, 256 * 1024)).await;
     assert_eq!(status, 201, "exactly the limit is allowed");
 
@@ -361,7 +395,9 @@ async fn limits(backend: Backend) {
         .await
         .unwrap();
     for chunk in png(8, 8, 512 * 1024).chunks(16 * 1024) {
-        s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await.unwrap();
+        s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .await
+            .unwrap();
         s.write_all(chunk).await.unwrap();
         s.write_all(b"\r\n").await.unwrap();
     }
@@ -391,12 +427,25 @@ async fn limits(backend: Backend) {
         assert_eq!((status, body["reason"].as_str()), (want, Some(reason)), "{name}: {body}");
     }
     let (status, body) = app
-        .call(ALICE, Method::POST, &format!("/api/projects/{p}/images"), None)
+        .call(
+            ALICE,
+            Method::POST,
+            &format!("/api/projects/{p}/images"),
+            None,
+        )
         .await;
-    assert_eq!((status, body["field"].as_str()), (400, Some("filename")), "{body}");
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("filename")),
+        "{body}"
+    );
 
     let (_, page) = app.get(ALICE, &format!("/api/projects/{p}/images")).await;
-    assert_eq!(page["items"].as_array().unwrap().len(), 1, "only the allowed one");
+    assert_eq!(
+        page["items"].as_array().unwrap().len(),
+        1,
+        "only the allowed one"
+    );
     assert_eq!(objects(&app).len(), 1);
     assert!(temp_files(&app).is_empty(), "{:?}", temp_files(&app));
 }
@@ -414,7 +463,10 @@ async fn client_disconnects(backend: Backend) {
         let (head, body) = if multipart {
             let body = form("cut.png", &bytes);
             let head = request_head(&app, &p, &format!("content-length: {}\r\n", body.len()))
-                .replace("content-type: image/png", &format!("content-type: multipart/form-data; boundary={BOUNDARY}"));
+                .replace(
+                    "content-type: image/png",
+                    &format!("content-type: multipart/form-data; boundary={BOUNDARY}"),
+                );
             (head, body)
         } else {
             let head = request_head(&app, &p, &format!("content-length: {}\r\n", bytes.len()));
@@ -423,10 +475,18 @@ async fn client_disconnects(backend: Backend) {
         s.write_all(head.as_bytes()).await.unwrap();
         s.write_all(&body[..3 * MIB]).await.unwrap();
         // The upload has begun: its temporary file is there.
-        assert!(eventually(Duration::from_secs(10), || async { !temp_files(&app).is_empty() }).await);
+        assert!(
+            eventually(Duration::from_secs(10), || async {
+                !temp_files(&app).is_empty()
+            })
+            .await
+        );
         drop(s);
         assert!(
-            eventually(Duration::from_secs(10), || async { temp_files(&app).is_empty() }).await,
+            eventually(Duration::from_secs(10), || async {
+                temp_files(&app).is_empty()
+            })
+            .await,
             "left {:?}",
             temp_files(&app)
         );
@@ -461,7 +521,11 @@ async fn filenames(backend: Backend) {
             "日本の夏.png",
             "attachment; filename=\"____.png\"; filename*=UTF-8''%E6%97%A5%E6%9C%AC%E3%81%AE%E5%A4%8F.png",
         ),
-        ("..", "image", "attachment; filename=\"image\"; filename*=UTF-8''image"),
+        (
+            "..",
+            "image",
+            "attachment; filename=\"image\"; filename*=UTF-8''image",
+        ),
     ] {
         let (status, img) = upload_raw(&app, ALICE, &p, raw, gif(1, 1)).await;
         assert_eq!(status, 201, "{raw:?}: {img}");
@@ -471,7 +535,11 @@ async fn filenames(backend: Backend) {
     }
     // A multipart filename is treated the same way.
     let (status, img) = upload_form(&app, ALICE, &p, "..\\..\\win.gif", &gif(1, 1)).await;
-    assert_eq!((status, img["filename"].as_str()), (201, Some("win.gif")), "{img}");
+    assert_eq!(
+        (status, img["filename"].as_str()),
+        (201, Some("win.gif")),
+        "{img}"
+    );
     // Nothing landed outside the objects folder, and keys are not names.
     for f in objects(&app) {
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
@@ -507,7 +575,10 @@ async fn other_groups_images(backend: Backend) {
     // The same answer as for an id that names nothing.
     let unknown = uuid::Uuid::now_v7();
     let (status, body) = app.get(BOB, &format!("/api/images/{unknown}")).await;
-    assert_eq!((status, body["reason"].as_str()), (404, Some("image_not_found")));
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (404, Some("image_not_found"))
+    );
     let (status, _) = app.get(ALICE, "/api/images/not-a-uuid").await;
     assert_eq!(status, 400);
     // Still there for its owners and for admins.
@@ -523,8 +594,15 @@ async fn local_storage_down(backend: Backend) {
     let p = project(&app, ALICE, "team-a").await;
     std::fs::remove_dir_all(storage_dir(&app)).unwrap();
     let (status, body) = upload_raw(&app, ALICE, &p, "a.png", png(2, 2, 1000)).await;
-    assert_eq!((status, body["reason"].as_str()), (503, Some("storage_unavailable")), "{body}");
-    assert_eq!(body["message"], "image storage is unavailable; try again later");
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (503, Some("storage_unavailable")),
+        "{body}"
+    );
+    assert_eq!(
+        body["message"],
+        "image storage is unavailable; try again later"
+    );
     let r = app.raw(Method::GET, "/readyz", &[], None).await;
     assert_eq!(r.status(), 503);
     let (_, page) = app.get(ALICE, &format!("/api/projects/{p}/images")).await;
@@ -534,7 +612,12 @@ crate::both_backends!(local_storage_outage, local_storage_down);
 
 // === gc ===
 
-async fn gc_run(app: &TestApp, storage: &dyn Storage, apply: bool, min_age: u64) -> (GcReport, String) {
+async fn gc_run(
+    app: &TestApp,
+    storage: &dyn Storage,
+    apply: bool,
+    min_age: u64,
+) -> (GcReport, String) {
     let db = Db::open(&database_url(app), 2, Duration::from_secs(5)).unwrap();
     let mut out = Vec::new();
     let report = ipm_api::gc::run(
@@ -575,18 +658,29 @@ async fn gc_finds_what_a_crash_leaves(backend: Backend) {
 
     let storage = LocalStorage::open(&dir).unwrap();
     // Young objects may belong to uploads in progress: left alone.
-    let (report, _) = gc_run(&app, &storage, true, 3600).await;
+    let (report, _) = gc_run(&app, &storage, false, 3600).await;
     assert_eq!((report.young_objects, report.orphan_objects), (1, 0));
     assert!(orphan_path.exists());
 
     let (report, text) = gc_run(&app, &storage, false, 0).await;
     assert_eq!(
-        (report.orphan_objects, report.missing_objects, report.incomplete_uploads, report.removed),
+        (
+            report.orphan_objects,
+            report.missing_objects,
+            report.incomplete_uploads,
+            report.removed
+        ),
         (1, 1, 1, 0),
         "{text}"
     );
-    assert!(text.contains(&format!("object without a row: {orphan}")), "{text}");
-    assert!(text.contains(&format!("row without an object: image {lost_id}")), "{text}");
+    assert!(
+        text.contains(&format!("object without a row: {orphan}")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("row without an object: image {lost_id}")),
+        "{text}"
+    );
     assert!(text.contains("dry run"), "{text}");
     assert!(orphan_path.exists(), "a dry run removes nothing");
 
@@ -601,7 +695,11 @@ async fn gc_finds_what_a_crash_leaves(backend: Backend) {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("1 objects without a row"), "{stdout}");
     assert!(orphan_path.exists());
 
@@ -615,7 +713,11 @@ async fn gc_finds_what_a_crash_leaves(backend: Backend) {
     assert_eq!(download(&app, ALICE, kept_id, &[]).await.status(), 200);
     let (report, _) = gc_run(&app, &storage, false, 0).await;
     assert_eq!(
-        (report.orphan_objects, report.missing_objects, report.incomplete_uploads),
+        (
+            report.orphan_objects,
+            report.missing_objects,
+            report.incomplete_uploads
+        ),
         (0, 0, 0)
     );
 }
@@ -659,7 +761,12 @@ impl S3Server {
         });
         let child = Command::new(&bin)
             .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--access-key", Self::ACCESS_KEY, "--secret-key", Self::SECRET_KEY])
+            .args([
+                "--access-key",
+                Self::ACCESS_KEY,
+                "--secret-key",
+                Self::SECRET_KEY,
+            ])
             .arg(self.root.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -743,16 +850,32 @@ async fn s3_lifecycle(backend: Backend) {
     assert_eq!(server.objects().len(), 2);
     assert!(server.parts().is_empty(), "{:?}", server.parts());
 
-    let (status, _) = app.call(ALICE, Method::DELETE, &format!("/api/images/{id}"), None).await;
+    let (status, _) = app
+        .call(ALICE, Method::DELETE, &format!("/api/images/{id}"), None)
+        .await;
     assert_eq!(status, 204);
     assert_eq!(server.objects().len(), 1);
-    let (status, _) = app.get(BOB, &format!("/api/images/{}", small["id"].as_str().unwrap())).await;
+    let (status, _) = app
+        .get(
+            BOB,
+            &format!("/api/images/{}", small["id"].as_str().unwrap()),
+        )
+        .await;
     assert_eq!(status, 404);
 
     // gc sees the bucket as it is.
     let storage = S3Storage::new(&server.config());
     let (report, text) = gc_run(&app, &storage, false, 0).await;
-    assert_eq!((report.objects, report.rows, report.orphan_objects, report.missing_objects), (1, 1, 0, 0), "{text}");
+    assert_eq!(
+        (
+            report.objects,
+            report.rows,
+            report.orphan_objects,
+            report.missing_objects
+        ),
+        (1, 1, 0, 0),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -779,7 +902,12 @@ async fn s3_outage(backend: Backend) {
     s.write_all(head.as_bytes()).await.unwrap();
     s.write_all(&bytes[..12 * MIB]).await.unwrap();
     // The first part is stored: the multipart upload is under way.
-    assert!(eventually(Duration::from_secs(20), || async { !server.parts().is_empty() }).await);
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            !server.parts().is_empty()
+        })
+        .await
+    );
     server.kill();
     // The server may answer before it has read everything.
     let _ = s.write_all(&bytes[12 * MIB..]).await;
@@ -789,13 +917,20 @@ async fn s3_outage(backend: Backend) {
     assert!(server.objects().is_empty(), "{:?}", server.objects());
 
     let (status, body) = upload_raw(&app, ALICE, &p, "a.png", png(2, 2, 1000)).await;
-    assert_eq!((status, body["reason"].as_str()), (503, Some("storage_unavailable")));
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (503, Some("storage_unavailable"))
+    );
     let r = app.raw(Method::GET, "/readyz", &[], None).await;
     assert_eq!(r.status(), 503);
 
     server.spawn().await;
     let (_, page) = app.get(ALICE, &format!("/api/projects/{p}/images")).await;
-    assert_eq!(page["items"], serde_json::json!([]), "no row for the failed upload");
+    assert_eq!(
+        page["items"],
+        serde_json::json!([]),
+        "no row for the failed upload"
+    );
     let (status, body) = upload_raw(&app, ALICE, &p, "a.png", png(2, 2, 1000)).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(server.objects().len(), 1);
@@ -843,7 +978,10 @@ async fn s3_redirects_to_a_presigned_url() {
         .unwrap();
     assert_eq!(r.status(), 302);
     let location = header(&r, "location").to_string();
-    assert!(location.starts_with(&format!("http://127.0.0.1:{}/", server.port)), "{location}");
+    assert!(
+        location.starts_with(&format!("http://127.0.0.1:{}/", server.port)),
+        "{location}"
+    );
     assert!(location.contains("X-Amz-Expires=30"), "{location}");
     let direct = no_redirects.get(&location).send().await.unwrap();
     assert_eq!(direct.status(), 200);
@@ -875,15 +1013,26 @@ async fn s3_is_checked_at_start() {
     };
     let mut missing = server.config();
     missing.bucket = "no-such-bucket".into();
-    let err = start(missing).await.err().map(|e| e.to_string()).unwrap_or_default();
+    let err = start(missing)
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
     assert!(
         err.contains("S3_BUCKET: the bucket `no-such-bucket` does not exist"),
         "{err}"
     );
     let mut wrong = server.config();
     wrong.secret_access_key = authz::secret::Secret::new(b"wrong-secret-key".to_vec());
-    let err = start(wrong).await.err().map(|e| e.to_string()).unwrap_or_default();
-    assert!(err.contains("S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY"), "{err}");
+    let err = start(wrong)
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.contains("S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY"),
+        "{err}"
+    );
     assert!(!err.contains("wrong-secret-key"), "{err}");
     let handle = start(server.config()).await.unwrap();
     handle.shutdown().await;

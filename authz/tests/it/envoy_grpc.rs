@@ -402,3 +402,22 @@ async fn shutdown_stops_the_grpc_listener_and_off_disables_it() {
     assert!(app.handle.grpc_listen.is_none());
     app.handle.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_taken_grpc_address_refuses_the_start_and_names_the_variable() {
+    let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = taken.local_addr().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let policy_dir = root.path().join("policies");
+    copy_policies(&policy_dir);
+    let mut config = Config::for_test(&policy_dir, &policy_dir.join("groups.toml"), SECRET);
+    config.grpc_listen = Some(authz::config::ListenAddr::Tcp(addr));
+    let Err(e) = authz::server::run(config).await else {
+        panic!("authz started on a taken gRPC address");
+    };
+    assert!(
+        e.to_string()
+            .starts_with("AUTHZ_GRPC_LISTEN: cannot listen on"),
+        "{e}"
+    );
+}

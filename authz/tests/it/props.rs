@@ -104,7 +104,8 @@ proptest! {
 
 /// The shipped policies plus policies exercising every scope form slicing looks at.
 fn slicing_snapshot() -> &'static authz::policy::PolicySnapshot {
-    static SNAPSHOT: std::sync::OnceLock<authz::policy::PolicySnapshot> = std::sync::OnceLock::new();
+    static SNAPSHOT: std::sync::OnceLock<authz::policy::PolicySnapshot> =
+        std::sync::OnceLock::new();
     SNAPSHOT.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         crate::support::copy_policies(dir.path());

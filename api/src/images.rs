@@ -150,7 +150,7 @@ where
                 .is_some_and(|t| t.trim().eq_ignore_ascii_case("multipart/form-data"));
             let length: Option<u64> = header(&meta, CONTENT_LENGTH).and_then(|v| v.parse().ok());
             let allowance = if multipart { MULTIPART_OVERHEAD } else { 0 };
-            if length.is_some_and(|n| n > config.max_upload_bytes + allowance) {
+            if length.is_some_and(|n| n > config.max_upload_bytes.saturating_add(allowance)) {
                 return Err(ApiError::UploadTooLarge(config.max_upload_bytes));
             }
             let body = Box::pin(body.map(|r| r.map(|mut b| b.copy_to_bytes(b.remaining()))));

@@ -4,7 +4,9 @@
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
-use cedar_policy::{Authorizer, Context, Entity, EntityUid, Request, RestrictedExpression};
+use cedar_policy::{
+    Authorizer, Context, Entities, Entity, EntityUid, Request, RestrictedExpression,
+};
 
 use crate::identity::Email;
 use crate::policy::{PolicySnapshot, entity_uid};
@@ -115,12 +117,13 @@ pub fn decide_with(
             .filter(|e| !known.contains(&e.uid()))
             .cloned(),
     );
+    // The action and the action groups it is in, for `action in ...`.
+    if let Some(a) = snapshot.index.action_entity(&action) {
+        entities.push(a.clone());
+    }
     // Built by this module or by a resolver from typed rows, so not re-validated per request.
-    let entities = snapshot
-        .action_entities
-        .clone()
-        .add_entities(entities, None)
-        .map_err(|e| QueryError(error_chain(&e)))?;
+    let entities =
+        Entities::from_entities(entities, None).map_err(|e| QueryError(error_chain(&e)))?;
 
     let principal_in: HashSet<EntityUid> = entities
         .ancestors(&principal)

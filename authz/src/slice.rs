@@ -5,7 +5,8 @@
 use std::collections::{HashMap, HashSet};
 
 use cedar_policy::{
-    ActionConstraint, Entities, EntityUid, Policy, PolicySet, PolicySetError, PrincipalConstraint,
+    ActionConstraint, Entities, Entity, EntityUid, Policy, PolicySet, PolicySetError,
+    PrincipalConstraint,
 };
 
 /// What a policy's principal scope asks of the principal.
@@ -29,6 +30,9 @@ struct Indexed {
 #[derive(Debug, Clone, Default)]
 pub struct PolicyIndex {
     by_action: HashMap<EntityUid, Vec<Indexed>>,
+    /// Each action as an entity whose parents are all its ancestors: the one entity of the
+    /// action hierarchy a request needs, so the hierarchy is not rebuilt per request.
+    actions: HashMap<EntityUid, Entity>,
 }
 
 fn admits_action(
@@ -56,12 +60,20 @@ impl PolicyIndex {
     /// Indexes every policy under every action of the schema its action scope admits.
     pub fn new(policies: &PolicySet, actions: &Entities) -> Self {
         let mut by_action: HashMap<EntityUid, Vec<Indexed>> = HashMap::new();
+        let mut action_entities = HashMap::new();
         for entity in actions.iter() {
             let action = entity.uid();
             let ancestors: HashSet<&EntityUid> = actions
                 .ancestors(&action)
                 .map(Iterator::collect)
                 .unwrap_or_default();
+            action_entities.insert(
+                action.clone(),
+                Entity::new_no_attrs(
+                    action.clone(),
+                    ancestors.iter().map(|a| (*a).clone()).collect(),
+                ),
+            );
             let list = by_action.entry(action.clone()).or_default();
             for p in policies.policies() {
                 if admits_action(&p.action_constraint(), &action, &ancestors) {
@@ -72,7 +84,15 @@ impl PolicyIndex {
                 }
             }
         }
-        Self { by_action }
+        Self {
+            by_action,
+            actions: action_entities,
+        }
+    }
+
+    /// The action's entity, its parents being every action group it is in.
+    pub fn action_entity(&self, action: &EntityUid) -> Option<&Entity> {
+        self.actions.get(action)
     }
 
     /// The policies that can apply to `principal` (whose ancestors are `principal_in`) doing `action`.

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use authz::config::{
-    ConfigError, DirectoryConfig, ListenAddr, SecretConfig, environment, parse_bool,
-    parse_header_name, parse_num,
+    ConfigError, DirectoryConfig, ListenAddr, SecretConfig, environment, identity_header_names,
+    parse_bool, parse_header_name, parse_num, reject_unknown,
 };
 use authz::secret::Secret;
 
@@ -178,28 +178,9 @@ impl Config {
 
     /// Builds the configuration from a variable map.
     pub fn from_map(env: &Env) -> Result<Self, ConfigError> {
-        if let Some(unknown) = env
-            .keys()
-            .filter(|k| k.starts_with("API_") && !KNOWN_API_VARS.contains(&k.as_str()))
-            .min()
-        {
-            return Err(invalid(
-                unknown,
-                format!(
-                    "unknown variable; ipm-api knows {}",
-                    KNOWN_API_VARS.join(", ")
-                ),
-            ));
-        }
+        reject_unknown(env, "API_", KNOWN_API_VARS, "ipm-api")?;
         let secrets = SecretConfig::from_map(env)?;
-        let user_header = parse_header_name(env, "X_USER_ID_HEADER", "X-User-Email")?;
-        let secret_header = parse_header_name(env, "X_PROXY_SECRET_HEADER", "X-Proxy-Secret")?;
-        if user_header == secret_header {
-            return Err(invalid(
-                "X_PROXY_SECRET_HEADER",
-                "must differ from X_USER_ID_HEADER",
-            ));
-        }
+        let (user_header, secret_header) = identity_header_names(env)?;
         let client_ip_header = match get(env, "API_CLIENT_IP_HEADER") {
             Some("") => None,
             _ => Some(parse_header_name(env, "API_CLIENT_IP_HEADER", "X-Real-IP")?),

@@ -35,8 +35,8 @@ const MULTIPART_OVERHEAD: u64 = 64 * 1024;
 /// on it.
 const DRAIN_BYTES: u64 = 64 << 20;
 const DRAIN_TIME: Duration = Duration::from_secs(5);
-/// Chunks of a download in flight between storage and the client.
-const DOWNLOAD_QUEUE: usize = 4;
+/// Chunks of a download read ahead of the client (1 MiB each from disk).
+const DOWNLOAD_QUEUE: usize = 2;
 
 /// Image storage and settings, shared by the image routes.
 #[derive(Debug)]

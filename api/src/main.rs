@@ -157,32 +157,9 @@ fn serve() -> ExitCode {
                 return refuse(e);
             }
         };
-        wait_for_signals(&handle).await;
+        authz::server::wait_for_signals(|| handle.reload_now()).await;
         tracing::info!("shutting down: draining requests in flight");
         handle.shutdown().await;
         ExitCode::SUCCESS
     })
-}
-
-/// Returns on SIGTERM or SIGINT; SIGHUP reloads policies and groups.
-async fn wait_for_signals(handle: &ipm_api::server::ApiHandle) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stopping");
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = term.recv() => return,
-            _ = int.recv() => return,
-            _ = hup.recv() => {
-                tracing::info!("SIGHUP: reloading policies and groups");
-                handle.reload_now();
-            }
-        }
-    }
 }

@@ -9,7 +9,7 @@ use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 
 use crate::sniff::{Dimensions, HeaderProbe, ImageType, SNIFF_BYTES, sniff};
-use crate::storage::{ObjectKey, Storage, StorageError};
+use crate::storage::{ObjectKey, ObjectWriter, Storage, StorageError};
 
 /// What an upload may be.
 #[derive(Debug, Clone, Copy)]
@@ -61,11 +61,10 @@ impl UploadError {
     }
 }
 
-/// Counts, hashes and probes the bytes; refuses past the limit.
+/// Counts and probes the bytes as they arrive; refuses past the limit.
 struct Meter {
     limits: UploadLimits,
     size: u64,
-    hasher: Sha256,
     probe: Option<HeaderProbe>,
 }
 
@@ -77,11 +76,129 @@ impl Meter {
         }
         Ok(())
     }
+}
 
-    fn observe(&mut self, chunk: &[u8]) {
-        self.hasher.update(chunk);
-        if let Some(p) = &mut self.probe {
-            p.feed(chunk);
+/// Bytes gathered into one block, hashed and stored on other threads while the next block
+/// arrives: receiving overlaps hashing and writing, and at most two blocks are held.
+const BLOCK: usize = 1 << 20;
+
+/// A block's hashing and storing: the writer and hasher come back with the outcome.
+type Done = (Box<dyn ObjectWriter>, Sha256, Result<(), StorageError>);
+
+enum Stage {
+    Idle(Box<dyn ObjectWriter>, Sha256),
+    Busy(tokio::task::JoinHandle<Done>),
+    /// The task holding the writer failed; dropping it there discarded the upload.
+    Lost,
+}
+
+/// The writing side of an upload: blocks in, one at a time, in order.
+struct Pipeline {
+    stage: Stage,
+    block: BytesMut,
+    backend: &'static str,
+}
+
+impl Pipeline {
+    fn new(writer: Box<dyn ObjectWriter>, backend: &'static str) -> Self {
+        Self {
+            stage: Stage::Idle(writer, Sha256::new()),
+            block: BytesMut::with_capacity(BLOCK),
+            backend,
+        }
+    }
+
+    fn failed(&self, what: &str) -> UploadError {
+        UploadError::Storage(StorageError::Unavailable {
+            backend: self.backend,
+            message: format!("the upload's {what} task failed"),
+        })
+    }
+
+    /// Waits for the block in flight.
+    async fn settle(&mut self) -> Result<(), UploadError> {
+        match std::mem::replace(&mut self.stage, Stage::Lost) {
+            Stage::Busy(job) => {
+                let (writer, hasher, result) = job.await.map_err(|_| self.failed("writing"))?;
+                self.stage = Stage::Idle(writer, hasher);
+                Ok(result?)
+            }
+            idle @ Stage::Idle(..) => {
+                self.stage = idle;
+                Ok(())
+            }
+            Stage::Lost => Err(self.failed("writing")),
+        }
+    }
+
+    /// Hands the gathered block over, once the previous one is done.
+    async fn send(&mut self) -> Result<(), UploadError> {
+        self.settle().await?;
+        let Stage::Idle(mut writer, mut hasher) = std::mem::replace(&mut self.stage, Stage::Lost)
+        else {
+            return Err(self.failed("writing"));
+        };
+        let block = self.block.split().freeze();
+        self.block.reserve(BLOCK);
+        let backend = self.backend;
+        self.stage = Stage::Busy(tokio::spawn(async move {
+            let hashed = tokio::task::spawn_blocking(move || {
+                hasher.update(&block);
+                (hasher, block)
+            })
+            .await;
+            let Ok((hasher, block)) = hashed else {
+                let e = StorageError::Unavailable {
+                    backend,
+                    message: "the upload's hashing task failed".into(),
+                };
+                return (writer, Sha256::new(), Err(e));
+            };
+            let result = writer.write(block).await;
+            (writer, hasher, result)
+        }));
+        Ok(())
+    }
+
+    async fn push(&mut self, mut chunk: &[u8]) -> Result<(), UploadError> {
+        while !chunk.is_empty() {
+            let take = (BLOCK - self.block.len()).min(chunk.len());
+            self.block.extend_from_slice(&chunk[..take]);
+            chunk = &chunk[take..];
+            if self.block.len() == BLOCK {
+                self.send().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores the rest and makes the object visible; the SHA-256 of everything pushed.
+    async fn finish(mut self) -> Result<String, UploadError> {
+        let flushed = async {
+            if !self.block.is_empty() {
+                self.send().await?;
+            }
+            self.settle().await
+        }
+        .await;
+        if let Err(e) = flushed {
+            self.abort().await;
+            return Err(e);
+        }
+        match std::mem::replace(&mut self.stage, Stage::Lost) {
+            Stage::Idle(writer, hasher) => {
+                writer.finish().await?;
+                Ok(hex::encode(hasher.finalize()))
+            }
+            _ => Err(self.failed("writing")),
+        }
+    }
+
+    /// Discards everything written.
+    async fn abort(mut self) {
+        let _ = self.settle().await;
+        if let Stage::Idle(writer, _) = std::mem::replace(&mut self.stage, Stage::Lost) {
+            writer.abort().await;
         }
     }
 }
@@ -103,7 +220,6 @@ where
     let mut meter = Meter {
         limits,
         size: 0,
-        hasher: Sha256::new(),
         probe: None,
     };
     let mut next = async |meter: &mut Meter| -> Result<Option<Bytes>, UploadError> {
@@ -113,6 +229,9 @@ where
             Some(Ok(chunk)) => {
                 let chunk: Bytes = chunk.into();
                 meter.count(&chunk)?;
+                if let Some(p) = &mut meter.probe {
+                    p.feed(&chunk);
+                }
                 Ok(Some(chunk))
             }
         }
@@ -132,33 +251,32 @@ where
     if kind == ImageType::Svg && !limits.allow_svg {
         return Err(UploadError::SvgRefused);
     }
-    meter.probe = Some(HeaderProbe::new(kind));
+    let mut probe = HeaderProbe::new(kind);
+    probe.feed(&head);
+    meter.probe = Some(probe);
 
-    let mut writer = storage.create(key).await?;
-    let written = async {
-        let head = head.freeze();
-        meter.observe(&head);
-        writer.write(head).await?;
+    let mut pipeline = Pipeline::new(storage.create(key).await?, storage.backend());
+    let received = async {
+        pipeline.push(&head).await?;
         while let Some(chunk) = next(&mut meter).await? {
-            meter.observe(&chunk);
-            writer.write(chunk).await?;
+            pipeline.push(&chunk).await?;
         }
         Ok::<_, UploadError>(())
     }
     .await;
     let dimensions = meter.probe.as_ref().and_then(HeaderProbe::dimensions);
-    let checked = written.and_then(|()| match (dimensions, kind) {
+    let checked = received.and_then(|()| match (dimensions, kind) {
         (None, k) if k != ImageType::Svg => Err(UploadError::Unreadable(k)),
         _ => Ok(()),
     });
     if let Err(e) = checked {
-        writer.abort().await;
+        pipeline.abort().await;
         return Err(e);
     }
-    writer.finish().await?;
+    let sha256 = pipeline.finish().await?;
     Ok(StoredObject {
         size: meter.size,
-        sha256: hex::encode(meter.hasher.finalize()),
+        sha256,
         kind,
         dimensions,
     })

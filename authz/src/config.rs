@@ -293,6 +293,39 @@ impl SecretConfig {
     }
 }
 
+/// Refuses variables starting with `prefix` that `program` does not know: a typo guard.
+pub fn reject_unknown(
+    env: &Env,
+    prefix: &str,
+    known: &[&str],
+    program: &str,
+) -> Result<(), ConfigError> {
+    match env
+        .keys()
+        .filter(|k| k.starts_with(prefix) && !known.contains(&k.as_str()))
+        .min()
+    {
+        Some(unknown) => Err(invalid(
+            unknown,
+            format!("unknown variable; {program} knows {}", known.join(", ")),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The user and secret header names (`X_USER_ID_HEADER`, `X_PROXY_SECRET_HEADER`), which must differ.
+pub fn identity_header_names(env: &Env) -> Result<(String, String), ConfigError> {
+    let user_header = parse_header_name(env, "X_USER_ID_HEADER", "X-User-Email")?;
+    let secret_header = parse_header_name(env, "X_PROXY_SECRET_HEADER", "X-Proxy-Secret")?;
+    if user_header == secret_header {
+        return Err(invalid(
+            "X_PROXY_SECRET_HEADER",
+            "must differ from X_USER_ID_HEADER",
+        ));
+    }
+    Ok((user_header, secret_header))
+}
+
 /// Reads the process environment, overlaid on `.env` if one is present (real variables win).
 pub fn environment() -> Result<Env, ConfigError> {
     match dotenvy::dotenv() {
@@ -713,28 +746,9 @@ impl Config {
 
     /// Builds the configuration from a variable map.
     pub fn from_map(env: &Env) -> Result<Self, ConfigError> {
-        if let Some(unknown) = env
-            .keys()
-            .filter(|k| k.starts_with("AUTHZ_") && !KNOWN_AUTHZ_VARS.contains(&k.as_str()))
-            .min()
-        {
-            return Err(invalid(
-                unknown,
-                format!(
-                    "unknown variable; authz knows {}",
-                    KNOWN_AUTHZ_VARS.join(", ")
-                ),
-            ));
-        }
+        reject_unknown(env, "AUTHZ_", KNOWN_AUTHZ_VARS, "authz")?;
         let secrets = SecretConfig::from_map(env)?;
-        let user_header = parse_header_name(env, "X_USER_ID_HEADER", "X-User-Email")?;
-        let secret_header = parse_header_name(env, "X_PROXY_SECRET_HEADER", "X-Proxy-Secret")?;
-        if user_header == secret_header {
-            return Err(invalid(
-                "X_PROXY_SECRET_HEADER",
-                "must differ from X_USER_ID_HEADER",
-            ));
-        }
+        let (user_header, secret_header) = identity_header_names(env)?;
         let path = |var: &str, default: &str| {
             PathBuf::from(get(env, var).filter(|v| !v.is_empty()).unwrap_or(default))
         };

@@ -15,8 +15,8 @@ use super::{
 
 /// Bytes gathered before one write to disk: large writes, few thread hand-offs.
 const WRITE_BLOCK: usize = 1 << 20;
-/// Bytes read from disk per chunk of a download.
-const READ_BLOCK: usize = 256 * 1024;
+/// Bytes read from disk per chunk of a download: large reads, few thread hand-offs.
+const READ_BLOCK: usize = 1 << 20;
 
 /// A folder of images.
 #[derive(Debug, Clone)]
@@ -161,13 +161,21 @@ impl Storage for LocalStorage {
                         .unwrap_or(usize::MAX)
                         .min(READ_BLOCK);
                     let chunk = blocking(move || {
-                        let mut buf = vec![0u8; n];
-                        file.read_exact(&mut buf)
-                            .map_err(|e| StorageError::Unavailable {
-                                backend: "local",
-                                message: format!("read failed: {e}"),
-                            })?;
-                        Ok((file, buf))
+                        // Read into spare capacity: no zeroing of a buffer about to be filled.
+                        let mut buf = Vec::with_capacity(n);
+                        let read = (&mut file)
+                            .take(n as u64)
+                            .read_to_end(&mut buf)
+                            .map_err(|e| e.to_string());
+                        match read {
+                            Ok(got) if got == n => Ok((file, buf)),
+                            Ok(got) => Err(format!("the file ended {} bytes early", n - got)),
+                            Err(e) => Err(e),
+                        }
+                        .map_err(|message| StorageError::Unavailable {
+                            backend: "local",
+                            message: format!("read failed: {message}"),
+                        })
                     })
                     .await;
                     Some(match chunk {
@@ -300,10 +308,8 @@ struct LocalWriter {
 }
 
 impl LocalWriter {
-    async fn flush_block(&mut self) -> Result<(), StorageError> {
-        if self.block.is_empty() {
-            return Ok(());
-        }
+    /// Writes `data` on the blocking pool.
+    async fn write_out(&mut self, data: Bytes) -> Result<(), StorageError> {
         let Some(mut file) = self.file.take() else {
             return Err(unavailable(
                 "a previous write failed on",
@@ -311,24 +317,33 @@ impl LocalWriter {
                 &std::io::ErrorKind::BrokenPipe.into(),
             ));
         };
-        let mut block = std::mem::take(&mut self.block);
         let path = self.tmp.clone();
-        let (file, block) = blocking(move || {
-            file.write_all(&block)
+        let file = blocking(move || {
+            file.write_all(&data)
                 .map_err(|e| unavailable("cannot write", &path, &e))?;
-            block.clear();
-            Ok((file, block))
+            Ok(file)
         })
         .await?;
         self.file = Some(file);
-        self.block = block;
         Ok(())
+    }
+
+    async fn flush_block(&mut self) -> Result<(), StorageError> {
+        if self.block.is_empty() {
+            return Ok(());
+        }
+        let block = std::mem::replace(&mut self.block, Vec::with_capacity(WRITE_BLOCK));
+        self.write_out(Bytes::from(block)).await
     }
 }
 
 impl ObjectWriter for LocalWriter {
     fn write(&mut self, chunk: Bytes) -> BoxFuture<'_, Result<(), StorageError>> {
         Box::pin(async move {
+            // A large chunk goes out as it is; small ones are gathered first.
+            if self.block.is_empty() && chunk.len() >= WRITE_BLOCK {
+                return self.write_out(chunk).await;
+            }
             self.block.extend_from_slice(&chunk);
             if self.block.len() >= WRITE_BLOCK {
                 self.flush_block().await?;

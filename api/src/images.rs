@@ -125,6 +125,37 @@ enum Source<S> {
     Multipart(multer::Multipart<'static>),
 }
 
+/// Hands over one chunk per poll. multer reads its input until it would block, so behind a
+/// fast client it would otherwise gather much of the body in its buffer.
+struct OneAtATime<S> {
+    inner: S,
+    yielded: bool,
+}
+
+impl<S> OneAtATime<S> {
+    fn new(inner: S) -> Self {
+        Self {
+            inner,
+            yielded: false,
+        }
+    }
+}
+
+impl<S: Stream + Unpin> Stream for OneAtATime<S> {
+    type Item = S::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.yielded {
+            self.yielded = false;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let next = Pin::new(&mut self.inner).poll_next(cx);
+        self.yielded = next.is_ready();
+        next
+    }
+}
+
 fn header(meta: &RequestMeta, name: warp::http::header::HeaderName) -> Option<&str> {
     meta.headers.get(name).and_then(|v| v.to_str().ok())
 }
@@ -158,7 +189,7 @@ where
                 let boundary = multer::parse_boundary(content_type).map_err(|_| {
                     ApiError::invalid_param("content-type", "has no multipart boundary")
                 })?;
-                Source::Multipart(multer::Multipart::new(body, boundary))
+                Source::Multipart(multer::Multipart::new(OneAtATime::new(body), boundary))
             } else {
                 if named.is_none() {
                     return Err(ApiError::invalid_param(

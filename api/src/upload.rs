@@ -78,8 +78,9 @@ impl Meter {
     }
 }
 
-/// Bytes gathered into one block, hashed and stored on other threads while the next block
-/// arrives: receiving overlaps hashing and writing, and at most two blocks are held.
+/// Bytes gathered into one block, then hashed and stored side by side on other threads while
+/// the next block arrives: receiving, hashing and writing overlap, and at most two blocks are
+/// held.
 const BLOCK: usize = 1 << 20;
 
 /// A block's hashing and storing: the writer and hasher come back with the outcome.
@@ -142,20 +143,25 @@ impl Pipeline {
         self.block.reserve(BLOCK);
         let backend = self.backend;
         self.stage = Stage::Busy(tokio::spawn(async move {
-            let hashed = tokio::task::spawn_blocking(move || {
-                hasher.update(&block);
-                (hasher, block)
-            })
-            .await;
-            let Ok((hasher, block)) = hashed else {
-                let e = StorageError::Unavailable {
-                    backend,
-                    message: "the upload's hashing task failed".into(),
-                };
-                return (writer, Sha256::new(), Err(e));
-            };
+            // Hashing and storing the same bytes side by side.
+            let hashing = tokio::task::spawn_blocking({
+                let block = block.clone();
+                move || {
+                    hasher.update(&block);
+                    hasher
+                }
+            });
             let result = writer.write(block).await;
-            (writer, hasher, result)
+            match hashing.await {
+                Ok(hasher) => (writer, hasher, result),
+                Err(_) => {
+                    let e = StorageError::Unavailable {
+                        backend,
+                        message: "the upload's hashing task failed".into(),
+                    };
+                    (writer, Sha256::new(), Err(e))
+                }
+            }
         }));
         Ok(())
     }

@@ -160,9 +160,12 @@ impl Storage for LocalStorage {
                     let n = usize::try_from(remaining)
                         .unwrap_or(usize::MAX)
                         .min(READ_BLOCK);
+                    // Allocated here, on a runtime thread, not on the blocking pool: each
+                    // pool thread would keep an allocator arena of its own, and RSS would
+                    // creep up with the number of threads that ever read.
+                    let mut buf = Vec::with_capacity(n);
                     let chunk = blocking(move || {
                         // Read into spare capacity: no zeroing of a buffer about to be filled.
-                        let mut buf = Vec::with_capacity(n);
                         let read = (&mut file)
                             .take(n as u64)
                             .read_to_end(&mut buf)

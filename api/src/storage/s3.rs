@@ -21,8 +21,8 @@ use super::{
 };
 use crate::image_config::S3Config;
 
-/// Size of each part of a multipart upload (S3's minimum is 5 MiB): one part is buffered per
-/// upload in progress, so this bounds an upload's memory.
+/// Size of each part of a multipart upload (S3's minimum is 5 MiB): one part fills while the
+/// previous one is sent, so this bounds an upload's memory.
 pub const PART_BYTES: usize = 8 << 20;
 
 /// A bucket of images.
@@ -143,6 +143,8 @@ impl Storage for S3Storage {
                 part: BytesMut::new(),
                 upload_id: None,
                 parts: Vec::new(),
+                in_flight: None,
+                spare: None,
             }) as Box<dyn ObjectWriter>)
         })
     }
@@ -338,9 +340,8 @@ impl Storage for S3Storage {
     }
 }
 
-/// An upload in progress. Up to `PART_BYTES` stay in memory; a file that fits in one part
-/// is sent with a single PUT in `finish`, a larger one as a multipart upload started when
-/// the first part is full.
+/// An upload in progress. A file that fits in one part is sent with a single PUT in `finish`,
+/// a larger one as a multipart upload started when the first part is full.
 struct S3Writer {
     client: Client,
     bucket: String,
@@ -348,10 +349,33 @@ struct S3Writer {
     part: BytesMut,
     upload_id: Option<String>,
     parts: Vec<CompletedPart>,
+    /// The part being sent while the next one fills: at most two parts in memory.
+    in_flight: Option<tokio::task::JoinHandle<Result<(CompletedPart, Bytes), StorageError>>>,
+    /// A sent part's buffer, filled again: the same two buffers serve the whole upload, so
+    /// the allocator keeps no trail of freed parts.
+    spare: Option<BytesMut>,
 }
 
 impl S3Writer {
+    /// Waits for the part in flight and records it.
+    async fn settle(&mut self) -> Result<(), StorageError> {
+        if let Some(job) = self.in_flight.take() {
+            let (part, bytes) = job.await.map_err(|e| StorageError::Unavailable {
+                backend: "s3",
+                message: format!("a part upload failed: {e}"),
+            })??;
+            self.parts.push(part);
+            if let Ok(mut buffer) = bytes.try_into_mut() {
+                buffer.clear();
+                self.spare = Some(buffer);
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts sending `bytes` as the next part, once the previous part is stored.
     async fn send_part(&mut self, bytes: Bytes) -> Result<(), StorageError> {
+        self.settle().await?;
         let upload_id = match &self.upload_id {
             Some(id) => id.clone(),
             None => {
@@ -372,23 +396,25 @@ impl S3Writer {
             }
         };
         let number = i32::try_from(self.parts.len() + 1).unwrap_or(i32::MAX);
-        let out = self
+        let request = self
             .client
             .upload_part()
             .bucket(&self.bucket)
             .key(&self.key)
-            .upload_id(&upload_id)
+            .upload_id(upload_id)
             .part_number(number)
-            .body(ByteStream::from(bytes))
-            .send()
-            .await
-            .map_err(|e| unavailable("cannot upload a part", &e))?;
-        self.parts.push(
-            CompletedPart::builder()
+            .body(ByteStream::from(bytes.clone()));
+        self.in_flight = Some(tokio::spawn(async move {
+            let out = request
+                .send()
+                .await
+                .map_err(|e| unavailable("cannot upload a part", &e))?;
+            let part = CompletedPart::builder()
                 .set_e_tag(out.e_tag().map(str::to_string))
                 .part_number(number)
-                .build(),
-        );
+                .build();
+            Ok((part, bytes))
+        }));
         Ok(())
     }
 
@@ -409,6 +435,7 @@ impl S3Writer {
         if !rest.is_empty() {
             self.send_part(rest).await?;
         }
+        self.settle().await?;
         self.client
             .complete_multipart_upload()
             .bucket(&self.bucket)
@@ -428,6 +455,8 @@ impl S3Writer {
 
     /// Aborts the multipart upload, if one was started, so the server frees its parts.
     async fn abort_upload(&mut self) {
+        // A part still being sent would land after the abort.
+        let _ = self.settle().await;
         let Some(upload_id) = self.upload_id.take() else {
             return;
         };
@@ -457,8 +486,11 @@ impl ObjectWriter for S3Writer {
             let mut chunk = chunk;
             while !chunk.is_empty() {
                 if self.part.capacity() < PART_BYTES {
-                    // One allocation per part, not a doubling series of copies.
-                    self.part.reserve(PART_BYTES - self.part.len());
+                    match self.spare.take() {
+                        Some(spare) if self.part.is_empty() => self.part = spare,
+                        // One allocation per part, not a doubling series of copies.
+                        _ => self.part.reserve(PART_BYTES - self.part.len()),
+                    }
                 }
                 let room = PART_BYTES - self.part.len();
                 let take = room.min(chunk.len());

@@ -1,6 +1,5 @@
-//! An upload streamed into storage: sniffed from its first bytes, hashed, measured and
-//! limited as it passes, its dimensions read on the way. Memory stays bounded whatever the
-//! size, and every failure discards what was written.
+//! An upload streamed into storage: sniffed, hashed, measured and limited as it passes, in
+//! bounded memory whatever its size; every failure discards what was written.
 
 use std::time::{Duration, Instant};
 

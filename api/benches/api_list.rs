@@ -155,7 +155,7 @@ async fn run(url: String, requests: usize) {
     std::fs::write(&groups_file, groups).unwrap();
 
     // Logged as in production (JSON to stdout and a file), so the figures include it.
-    let _logs = authz::telemetry::init(Some(&root.path().join("app.json"))).unwrap();
+    let _logs = ipm_runtime::telemetry::init(Some(&root.path().join("app.json"))).unwrap();
     let mut config = Config::for_test(&policy_dir, &groups_file, SECRET, &url);
     config.db_max_connections = 10;
     let handle = ipm_api::server::run(config).await.unwrap();

@@ -1,30 +1,24 @@
-//! The API's enforcement point: authz's enforcer run in-process on the API request itself, plus
-//! what only the API can answer (404 for hidden projects, the target group of a create).
+//! The API's enforcement point: a thin adapter from the API request to the core's pipeline
+//! (the same enforcer as authz's), and the core's follow-up questions on that same decision.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use authz::db_entities::{DbEntityResolver, parse_id};
-use authz::decision::{CedarQuery, decide};
-use authz::enforcer::{AuthzRequest, Denial, DenialKind, Enforcer, EntityResolver, HeaderField};
-use authz::groups::Groups;
-use authz::identity::Email;
-use authz::routes::RouteMatch;
-use cedar_policy::Entity;
+use ipm_policy::denial::{Denial, DenialKind};
+use ipm_policy::entities::parse_id;
+use ipm_policy::groups::Groups;
+use ipm_policy::identity::Email;
+use ipm_policy::pipeline::Decision;
+use ipm_policy::request::{AuthzRequest, HeaderField};
+use ipm_policy::routes::RouteMatch;
+use ipm_runtime::enforcer::Enforcer;
 use warp::http::header::{HeaderName, HeaderValue};
 use warp::http::{HeaderMap, Method};
 
 use crate::error::ApiError;
 
-/// The action a resource type is read with: a denied write on something the caller cannot
-/// read answers 404, as a read would.
-fn read_action(resource_type: &str) -> Option<&'static str> {
-    match resource_type {
-        "Project" => Some("ReadProject"),
-        "Image" => Some("ReadImage"),
-        _ => None,
-    }
-}
+/// The adapter name in decision records and metrics.
+pub const ADAPTER: &str = "api";
 
 /// The answer for a resource the caller may not see: the same as for one that does not exist.
 fn not_found(resource_type: &str) -> ApiError {
@@ -56,12 +50,13 @@ impl RequestMeta {
     }
 }
 
-/// An authenticated, authorized caller.
+/// An authenticated, authorized caller, with the decision that let it in.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub user: Email,
     pub groups: Groups,
     pub route: RouteMatch,
+    decision: Decision,
 }
 
 /// The header names the API reads, parsed once at start.
@@ -72,10 +67,9 @@ pub struct HeaderNames {
     pub client_ip: Option<HeaderName>,
 }
 
-/// authz's enforcer with the API's own database as the entity source.
+/// The shared enforcer, with the API's own database as the entity source.
 pub struct Access {
     pub enforcer: Arc<Enforcer>,
-    resolver: Arc<DbEntityResolver>,
     names: HeaderNames,
 }
 
@@ -92,17 +86,9 @@ fn field<'a>(headers: &'a HeaderMap, name: &HeaderName) -> HeaderField<'a> {
 }
 
 impl Access {
-    /// `enforcer` must already carry `resolver`, so both decisions read the same rows.
-    pub fn new(
-        enforcer: Arc<Enforcer>,
-        resolver: Arc<DbEntityResolver>,
-        names: HeaderNames,
-    ) -> Self {
-        Self {
-            enforcer,
-            resolver,
-            names,
-        }
+    /// `enforcer` carries the API's database resolver.
+    pub fn new(enforcer: Arc<Enforcer>, names: HeaderNames) -> Self {
+        Self { enforcer, names }
     }
 
     /// The client address: the proxy's header when it holds one valid IP, else the peer.
@@ -118,9 +104,9 @@ impl Access {
         from_header.or_else(|| meta.remote.map(|a| a.ip()))
     }
 
-    /// Runs authz's checks on this request: secret, user, route, groups, Cedar. A denied
-    /// request on a project answers 404 unless the caller may read it (then 403), so
-    /// project ids do not leak; a malformed project id answers 400 once authenticated.
+    /// Runs the shared checks on this request: secret, user, route, groups, Cedar. A denied
+    /// request on a resource answers 404 unless the caller may see it (then 403), so ids do
+    /// not leak; a malformed id answers 400 once authenticated.
     pub async fn authorize(&self, meta: &RequestMeta) -> Result<Caller, ApiError> {
         let req = AuthzRequest {
             method: HeaderField::One(meta.method.as_str().as_bytes()),
@@ -129,13 +115,14 @@ impl Access {
             secret: field(&meta.headers, &self.names.secret),
             client_ip: self.client_ip(meta),
         };
-        let d = self.enforcer.authorize(&req, "api").await;
+        let d = self.enforcer.authorize(&req, ADAPTER).await;
         let Some(denial) = d.denial else {
-            return match (d.user, d.route) {
+            return match (d.user.clone(), d.route.clone()) {
                 (Some(user), Some(route)) => Ok(Caller {
                     user,
-                    groups: d.groups,
+                    groups: d.groups.clone(),
                     route,
+                    decision: d,
                 }),
                 // An allow always carries both; never serve without them.
                 _ => Err(ApiError::Denied(Denial::PolicyError)),
@@ -144,104 +131,39 @@ impl Access {
         if denial.kind() != DenialKind::Forbidden {
             return Err(ApiError::Denied(denial));
         }
-        let (Some(user), Some(route)) = (&d.user, &d.route) else {
+        let (Some(route), Some(snapshot)) = (&d.route, d.snapshot()) else {
             return Err(ApiError::Denied(denial));
         };
-        let Some(read) = read_action(&route.resource_type) else {
+        if snapshot.routes.visibility(&route.resource_type).is_none() {
             return Err(ApiError::Denied(denial));
-        };
+        }
         if parse_id(&route.resource_id).is_none() {
             return Err(ApiError::invalid_param(
                 "id",
                 "must be a UUID in lower-case hyphenated form",
             ));
         }
-        if denial != Denial::PolicyDenied {
+        let Some(visible) = d.visibility() else {
             return Err(ApiError::Denied(denial));
-        }
-        if route.action == read {
-            return Err(not_found(&route.resource_type));
-        }
-        let read_route = RouteMatch {
-            action: read.to_string(),
-            ..route.clone()
         };
-        let entities = self.resolver.resolve(&read_route).await.map_err(|e| {
-            tracing::warn!(error = %e, "resource lookup failed");
-            ApiError::Denied(Denial::ResourceUnavailable)
-        })?;
-        if self.allows(user, &d.groups, &read_route, meta, &entities) {
-            Err(ApiError::Denied(Denial::PolicyDenied))
+        self.enforcer
+            .record_follow_up(ADAPTER, &visible, meta.method.as_str(), &meta.uri);
+        if visible.is_allowed() {
+            Err(ApiError::Denied(denial))
         } else {
             Err(not_found(&route.resource_type))
         }
     }
 
-    /// Whether policies let the caller create a project in `group` (the body's group; the
-    /// route itself only speaks of the application).
-    pub fn may_create_in(&self, caller: &Caller, meta: &RequestMeta, group: &str) -> bool {
-        let route = RouteMatch {
-            action: "CreateProjectInGroup".into(),
-            resource_type: "Group".into(),
-            resource_id: group.to_string(),
-            pattern: caller.route.pattern.clone(),
+    /// Whether policies let the caller act on the route's `target` named `id` (creating a
+    /// project: `CreateProjectInGroup` on the body's group), asked on the caller's own
+    /// decision, so on the same snapshot. A route without a target is refused.
+    pub fn may_target(&self, caller: &Caller, meta: &RequestMeta, id: &str) -> bool {
+        let Some(d) = caller.decision.target(id) else {
+            return false;
         };
-        let entities = [Entity::new_no_attrs(
-            match authz::policy::entity_uid("Group", group) {
-                Ok(uid) => uid,
-                Err(_) => return false,
-            },
-            Default::default(),
-        )];
-        self.allows(&caller.user, &caller.groups, &route, meta, &entities)
-    }
-
-    /// One more Cedar question on the snapshot in force, logged like authz's decisions.
-    fn allows(
-        &self,
-        user: &Email,
-        groups: &[String],
-        route: &RouteMatch,
-        meta: &RequestMeta,
-        entities: &[Entity],
-    ) -> bool {
-        let snapshot = self.enforcer.store.snapshot();
-        let q = CedarQuery {
-            user,
-            groups,
-            route,
-            method: meta.method.as_str(),
-            path: meta.path(),
-            client_ip: self.client_ip(meta),
-            resource_entities: entities,
-        };
-        let resource = format!("{}::\"{}\"", route.resource_type, route.resource_id);
-        match decide(&snapshot, &q) {
-            Ok(v) => {
-                tracing::info!(
-                    target: "authz::decision",
-                    adapter = "api",
-                    user = user.as_str(),
-                    action = %format_args!("Action::\"{}\"", route.action),
-                    resource = %resource,
-                    decision = if v.allowed { "allow" } else { "deny" },
-                    policies = v.policies.join(","),
-                    errors = v.errors.join("; "),
-                    "decision"
-                );
-                v.allowed
-            }
-            Err(e) => {
-                tracing::warn!(
-                    target: "authz::decision",
-                    adapter = "api",
-                    user = user.as_str(),
-                    resource = %resource,
-                    error = %e,
-                    "decision failed; denying"
-                );
-                false
-            }
-        }
+        self.enforcer
+            .record_follow_up(ADAPTER, &d, meta.method.as_str(), &meta.uri);
+        d.is_allowed()
     }
 }

@@ -6,11 +6,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use authz::config::{
+use ipm_policy::secret::Secret;
+use ipm_runtime::config::{
     ConfigError, DirectoryConfig, ListenAddr, SecretConfig, environment, identity_header_names,
     parse_bool, parse_header_name, parse_num, reject_unknown,
 };
-use authz::secret::Secret;
 
 use crate::image_config::ImageConfig;
 

@@ -4,8 +4,8 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use authz::db_entities::{DbPool, DbUrlError, PoolSettings};
-use authz::with_pool;
+use ipm_runtime::db::{DbPool, DbUrlError, PoolSettings};
+use ipm_runtime::with_pool;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::SqliteConnectOptions;
 use uuid::Uuid;

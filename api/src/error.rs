@@ -1,7 +1,7 @@
 //! Every way an API request can fail, and the one place that maps each to a status and a
 //! JSON body. Authorization failures keep authz's statuses and bodies (`Denial`).
 
-use authz::enforcer::Denial;
+use ipm_policy::denial::Denial;
 use serde::Serialize;
 use warp::http::StatusCode;
 

@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use authz::db_entities::parse_id;
-use authz::groups::is_valid_group_name;
-use authz::store::PolicyStore;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ipm_policy::entities::parse_id;
+use ipm_policy::groups::is_valid_group_name;
+use ipm_policy::store::PolicyStore;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use uuid::Uuid;
@@ -217,7 +217,7 @@ pub async fn create_project(meta: RequestMeta, body: Bytes, s: ApiState) -> Repl
             let caller = s.access.authorize(&meta).await?;
             let input: CreateProject = parse_json(&body)?;
             let new = input.validate(caller.user.as_str())?;
-            if !s.access.may_create_in(&caller, &meta, &new.meta_group_id) {
+            if !s.access.may_target(&caller, &meta, &new.meta_group_id) {
                 return Err(ApiError::GroupForbidden);
             }
             let project = s.db.insert(&new).await.map_err(db_error)?;

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use authz::config::{ConfigError, environment, parse_bool, parse_num, read_secret};
-use authz::secret::Secret;
+use ipm_policy::secret::Secret;
+use ipm_runtime::config::{ConfigError, environment, parse_bool, parse_num, read_secret};
 
 /// The default upload limit: 100 MiB.
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 100 << 20;

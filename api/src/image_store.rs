@@ -3,8 +3,8 @@
 
 use std::future::Future;
 
-use authz::db_entities::DbPool;
-use authz::with_pool;
+use ipm_runtime::db::DbPool;
+use ipm_runtime::with_pool;
 use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;

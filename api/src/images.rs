@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use authz::db_entities::parse_id;
 use bytes::{Buf, Bytes};
 use futures_util::{Stream, StreamExt};
+use ipm_policy::entities::parse_id;
 use uuid::Uuid;
 use warp::Filter;
 use warp::Reply as _;

@@ -87,7 +87,7 @@ fn migrate() -> ExitCode {
         Ok(s) => s,
         Err(e) => return refuse(e),
     };
-    let _guards = match authz::telemetry::init(log_file().as_deref()) {
+    let _guards = match ipm_runtime::telemetry::init(log_file().as_deref()) {
         Ok(g) => g,
         Err(e) => return refuse(e),
     };
@@ -141,7 +141,7 @@ fn serve() -> ExitCode {
         Ok(c) => c,
         Err(e) => return refuse(e),
     };
-    let _guards = match authz::telemetry::init(config.log_file.as_deref()) {
+    let _guards = match ipm_runtime::telemetry::init(config.log_file.as_deref()) {
         Ok(g) => g,
         Err(e) => return refuse(e),
     };
@@ -157,7 +157,7 @@ fn serve() -> ExitCode {
                 return refuse(e);
             }
         };
-        authz::server::wait_for_signals(|| handle.reload_now()).await;
+        ipm_runtime::signals::wait_for_signals(|| handle.reload_now()).await;
         tracing::info!("shutting down: draining requests in flight");
         handle.shutdown().await;
         ExitCode::SUCCESS

@@ -136,7 +136,7 @@ impl CreateProject {
     pub fn validate(self, created_by: &str) -> Result<NewProject, ApiError> {
         let name = validate_name(&self.name)?;
         let description = validate_description(self.description.as_deref().unwrap_or(""))?;
-        if !authz::groups::is_valid_group_name(&self.meta_group_id) {
+        if !ipm_policy::groups::is_valid_group_name(&self.meta_group_id) {
             return Err(ApiError::invalid_field(
                 "meta_group_id",
                 "must be a group name: letters, digits and `-_.:@/+=`, at most 128 bytes",

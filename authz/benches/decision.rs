@@ -4,16 +4,17 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
-use authz::decision::{CedarQuery, decide};
-use authz::enforcer::{AuthzRequest, Enforcer, HeaderField, authenticate};
-use authz::groups::FileGroups;
-use authz::identity::Email;
-use authz::metrics::Metrics;
-use authz::policy::PolicySnapshot;
-use authz::secret::{Secret, SecretSet};
-use authz::store::PolicyStore;
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures_util::FutureExt;
+use ipm_policy::cedar::{CedarQuery, decide};
+use ipm_policy::groups::FileGroups;
+use ipm_policy::identity::Email;
+use ipm_policy::request::{AuthzRequest, HeaderField, authenticate};
+use ipm_policy::secret::{Secret, SecretSet};
+use ipm_policy::snapshot::PolicySnapshot;
+use ipm_policy::store::PolicyStore;
+use ipm_runtime::enforcer::Enforcer;
+use ipm_runtime::metrics::Metrics;
 
 const SECRET: &str = "bench-secret-0123456789abcdef0123456789";
 

@@ -7,17 +7,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use authz::config::{DirectoryConfig, GroupSourceKind};
-use authz::directory::Directory;
-use authz::enforcer::{AuthzRequest, Enforcer, HeaderField};
-use authz::group_cache::{CacheSettings, GroupCache, SystemClock};
-use authz::groups::{FileGroups, GroupSource};
-use authz::identity::Email;
-use authz::metrics::Metrics;
-use authz::secret::{Secret, SecretSet};
-use authz::store::PolicyStore;
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures_util::FutureExt;
+use ipm_policy::groups::{FileGroups, GroupSource};
+use ipm_policy::identity::Email;
+use ipm_policy::request::{AuthzRequest, HeaderField};
+use ipm_policy::secret::{Secret, SecretSet};
+use ipm_policy::store::PolicyStore;
+use ipm_runtime::clock::SystemClock;
+use ipm_runtime::config::{DirectoryConfig, GroupSourceKind};
+use ipm_runtime::enforcer::Enforcer;
+use ipm_runtime::groups::cache::{CacheSettings, GroupCache};
+use ipm_runtime::groups::directory::Directory;
+use ipm_runtime::metrics::Metrics;
 use warp::Filter;
 
 const SECRET: &str = "bench-secret-0123456789abcdef0123456789";

@@ -5,14 +5,16 @@ use std::hint::black_box;
 use std::path::Path;
 use std::sync::Arc;
 
-use authz::enforcer::{AuthzRequest, Enforcer, HeaderField};
-use authz::groups::FileGroups;
-use authz::metrics::Metrics;
-use authz::secret::{Secret, SecretSet};
+use ipm_policy::request::{AuthzRequest, HeaderField};
+
 use authz::shadow::Shadow;
-use authz::store::PolicyStore;
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures_util::FutureExt;
+use ipm_policy::groups::FileGroups;
+use ipm_policy::secret::{Secret, SecretSet};
+use ipm_policy::store::PolicyStore;
+use ipm_runtime::enforcer::Enforcer;
+use ipm_runtime::metrics::Metrics;
 
 const SECRET: &str = "bench-secret-0123456789abcdef0123456789";
 
@@ -45,7 +47,7 @@ fn enforcer(live: &Path, shadow: Option<&Path>) -> Enforcer {
     match shadow {
         Some(s) => {
             assert!(s.snapshot().is_some(), "the shadow set loads");
-            e.with_shadow(s)
+            e.with_observer(s)
         }
         None => e,
     }

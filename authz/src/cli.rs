@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::groups::GroupIndex;
-use crate::identity::Email;
-use crate::policy::PolicySnapshot;
-use crate::policy_tests::{CaseSpec, TESTS_DIR, load_cases, resolve};
+use crate::tools::test::{CaseSpec, TESTS_DIR, load_cases, resolve};
+use ipm_policy::groups::GroupIndex;
+use ipm_policy::identity::Email;
+use ipm_policy::snapshot::PolicySnapshot;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -100,10 +100,10 @@ pub fn check(dir: Option<PathBuf>) -> (String, i32) {
     for w in &s.warnings {
         out.push_str(&format!("warning: {}\n", w.rendered.trim_end()));
     }
-    for w in crate::coverage::unpermitted_routes(&s) {
+    for w in crate::tools::coverage::unpermitted_routes(&s) {
         out.push_str(&format!(
             "warning: {}: {w}\n",
-            dir.join(crate::policy::ROUTES_FILE).display()
+            dir.join(ipm_policy::snapshot::ROUTES_FILE).display()
         ));
     }
     out.push_str(&format!(
@@ -208,7 +208,7 @@ pub fn explain(args: &ExplainArgs) -> (String, i32) {
         ..CaseSpec::default()
     };
     match resolve(&snapshot, &spec) {
-        Ok(r) => (crate::explain::explain(&snapshot, &r), 0),
+        Ok(r) => (crate::tools::explain::explain(&snapshot, &r), 0),
         Err(e) => (format!("error: {e}\n"), EXIT_ERROR),
     }
 }
@@ -234,7 +234,7 @@ impl TestArgs {
     }
 }
 
-fn render_problems(problems: &[crate::diagnostics::Problem]) -> String {
+fn render_problems(problems: &[ipm_policy::diagnostics::Problem]) -> String {
     let mut out: String = problems
         .iter()
         .map(|p| format!("{}\n", p.rendered.trim_end()))
@@ -257,13 +257,13 @@ pub fn test(args: &TestArgs) -> (String, i32) {
         Ok(c) => c,
         Err(problems) => return (render_problems(&problems), EXIT_ERROR),
     };
-    let mut report = crate::policy_tests::run(&snapshot, cases);
+    let mut report = crate::tools::test::run(&snapshot, cases);
     if args.tests.is_some() {
         // Some of the cases only: routes they do not reach are not a gap in the suite.
         report.uncovered_routes.clear();
     }
     let rc = i32::from(report.failed() > 0);
-    (crate::policy_tests::render(&snapshot, &report), rc)
+    (crate::tools::test::render(&snapshot, &report), rc)
 }
 
 /// Events that mean a file changed; reading the files ourselves must not count.
@@ -341,7 +341,7 @@ pub struct DiffArgs {
 
 /// `authz diff`: the decisions that change; 1 when any does, like diff(1).
 pub fn diff(args: &DiffArgs) -> (String, i32) {
-    use crate::policy_diff::{changes, from_cases, from_log, render};
+    use crate::tools::diff::{changes, from_cases, from_log, render};
     let (old, new) = match (load(&args.old), load(&args.new)) {
         (Ok(a), Ok(b)) => (a, b),
         (a, b) => {
@@ -404,7 +404,7 @@ pub struct FmtArgs {
 
 /// `authz fmt`: formats in place, or with `--check` lists what is not formatted.
 pub fn fmt(args: &FmtArgs) -> (String, i32) {
-    use crate::formatting::{cedar_files, format_file};
+    use crate::tools::fmt::{cedar_files, format_file};
     let paths = if args.paths.is_empty() {
         vec![policy_dir(None)]
     } else {

@@ -26,7 +26,7 @@ fn serve() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let _guards = match authz::telemetry::init(config.log_file.as_deref()) {
+    let _guards = match ipm_runtime::telemetry::init(config.log_file.as_deref()) {
         Ok(g) => g,
         Err(e) => {
             eprintln!("authz: refusing to start: {e}");
@@ -52,7 +52,7 @@ fn serve() -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        authz::server::wait_for_signals(|| handle.reload_now()).await;
+        ipm_runtime::signals::wait_for_signals(|| handle.reload_now()).await;
         tracing::info!("shutting down: draining requests in flight");
         handle.shutdown().await;
         ExitCode::SUCCESS

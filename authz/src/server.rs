@@ -1,39 +1,29 @@
-//! Starting and stopping authz: load everything, bind, serve, watch files, drain on shutdown.
+//! Starting and stopping authz on the shared service skeleton: the core (policies, groups),
+//! the enforcer, the adapters' listeners, the reloaders, one handle to reload and drain.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 
-use warp::http::header::HeaderName;
+use ipm_policy::groups::{FileGroups, GroupSource};
+use ipm_runtime::clock::Clock;
+use ipm_runtime::config::ListenAddr;
+use ipm_runtime::enforcer::Enforcer;
+use ipm_runtime::groups::GroupCache;
+use ipm_runtime::listen::serve;
+use ipm_runtime::metrics::Metrics;
+use ipm_runtime::reload::Reload;
+use ipm_runtime::service::{Core, CoreSettings, ServiceHandle, header_name};
 
-use crate::admin::AdminServer;
-use crate::config::{Config, ListenAddr};
-use crate::enforcer::Enforcer;
-use crate::envoy_grpc::{ExtAuthz, GrpcServer};
-use crate::group_cache::{Clock, GroupCache, SystemClock};
-use crate::groups::{FileGroups, GroupSource};
-use crate::http::{HeaderNames, HttpState, routes};
-use crate::metrics::Metrics;
-use crate::reload::{Reload, Reloader};
+pub use ipm_runtime::service::StartError;
+
+use crate::adapters::envoy_grpc::{self, ExtAuthz, GrpcServer};
+use crate::adapters::http::{HeaderNames, HttpState};
+use crate::config::Config;
 use crate::shadow::Shadow;
-use crate::store::PolicyStore;
 
-/// Why authz could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("POLICY_DIR: the policies do not load:\n{}", .0.render())]
-    Policies(#[from] crate::policy::LoadError),
-    #[error("GROUPS_FILE: {0}")]
-    Groups(#[from] crate::groups::GroupsFileError),
-    #[error("{var}: cannot listen on `{addr}`: {message}")]
-    Bind {
-        var: &'static str,
-        addr: String,
-        message: String,
-    },
-    #[error("{0}")]
-    Other(String),
-}
+/// The main listener's name in the service handle.
+const LISTEN: &str = "AUTHZ_LISTEN";
+const ADMIN_LISTEN: &str = "AUTHZ_ADMIN_LISTEN";
 
 /// A running authz. Dropping it does not stop the server; call `shutdown`.
 pub struct ServerHandle {
@@ -46,11 +36,8 @@ pub struct ServerHandle {
     pub groups_file: Option<Arc<FileGroups>>,
     /// The directory cache, with `GROUP_SOURCE=http`.
     pub group_cache: Option<GroupCache>,
-    admin: Option<AdminServer>,
     grpc: Option<GrpcServer>,
-    reloaders: Vec<Reloader>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+    service: ServiceHandle,
 }
 
 impl ServerHandle {
@@ -71,7 +58,7 @@ impl ServerHandle {
 
     /// The admin listener's TCP address, when `AUTHZ_ADMIN_LISTEN` is set.
     pub fn admin_tcp_addr(&self) -> Option<SocketAddr> {
-        match self.admin.as_ref().map(|a| &a.listen) {
+        match self.service.addr(ADMIN_LISTEN) {
             Some(ListenAddr::Tcp(a)) => Some(*a),
             _ => None,
         }
@@ -79,86 +66,24 @@ impl ServerHandle {
 
     /// Reloads policies and groups now, as SIGHUP does.
     pub fn reload_now(&self) {
-        for r in &self.reloaders {
-            r.trigger();
-        }
+        self.service.reload_now();
     }
 
     /// Stops accepting, lets requests in flight finish, then returns.
     pub async fn shutdown(mut self) {
-        if let Some(admin) = self.admin.take() {
-            admin.shutdown().await;
-        }
         if let Some(grpc) = self.grpc.take() {
             grpc.shutdown().await;
         }
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        let _ = (&mut self.task).await;
-        if let ListenAddr::Unix(path) = &self.listen {
-            let _ = std::fs::remove_file(path);
-        }
+        self.service.shutdown().await;
     }
-}
-
-/// Binds a listener and serves `filter` on it until the shutdown signal.
-pub async fn serve<F>(
-    var: &'static str,
-    listen: &ListenAddr,
-    filter: F,
-    shutdown: tokio::sync::oneshot::Receiver<()>,
-) -> Result<(ListenAddr, tokio::task::JoinHandle<()>), StartError>
-where
-    F: warp::Filter + Clone + Send + Sync + 'static,
-    F::Extract: warp::Reply,
-{
-    let bind_err = |e: std::io::Error| StartError::Bind {
-        var,
-        addr: listen.to_string(),
-        message: e.to_string(),
-    };
-    let signal = async move {
-        let _ = shutdown.await;
-    };
-    match listen {
-        ListenAddr::Tcp(addr) => {
-            let l = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(bind_err)?;
-            let bound = l.local_addr().map_err(bind_err)?;
-            let task = tokio::spawn(warp::serve(filter).incoming(l).graceful(signal).run());
-            Ok((ListenAddr::Tcp(bound), task))
-        }
-        ListenAddr::Unix(path) => {
-            remove_stale_socket(path);
-            let l = tokio::net::UnixListener::bind(path).map_err(bind_err)?;
-            let task = tokio::spawn(warp::serve(filter).incoming(l).graceful(signal).run());
-            Ok((ListenAddr::Unix(path.clone()), task))
-        }
-    }
-}
-
-/// A socket left by a previous run would make bind fail; anything else at `path` is not ours.
-pub(crate) fn remove_stale_socket(path: &Path) {
-    if let Ok(meta) = std::fs::symlink_metadata(path) {
-        use std::os::unix::fs::FileTypeExt;
-        if meta.file_type().is_socket() {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
-fn header_name(var: &'static str, name: &str) -> Result<HeaderName, StartError> {
-    HeaderName::from_bytes(name.as_bytes())
-        .map_err(|e| StartError::Other(format!("{var}: `{name}`: {e}")))
 }
 
 /// With `DATABASE_URL`, resolves `Project` entities from the API's database: read-only,
 /// connected on first use (authz may start first), cached for `AUTHZ_ENTITY_CACHE_TTL_MS`.
 #[cfg(feature = "database")]
 fn with_database(enforcer: Enforcer, config: &Config) -> Result<Enforcer, StartError> {
-    use crate::db_entities::{DbEntityResolver, DbPool, EntityCache, PoolSettings};
+    use ipm_runtime::db::{DbPool, PoolSettings};
+    use ipm_runtime::db_entities::{DbEntityResolver, EntityCache};
     let Some(url) = &config.database_url else {
         return Ok(enforcer);
     };
@@ -170,7 +95,7 @@ fn with_database(enforcer: Enforcer, config: &Config) -> Result<Enforcer, StartE
             acquire_timeout: std::time::Duration::from_secs(2),
         },
     )
-    .map_err(|e| StartError::Other(e.to_string()))?;
+    .map_err(|e| StartError::Database(e.to_string()))?;
     tracing::info!(
         backend = db.backend(),
         cache_ttl_ms = u64::try_from(config.entity_cache_ttl.as_millis()).unwrap_or(u64::MAX),
@@ -185,8 +110,8 @@ fn with_database(enforcer: Enforcer, config: &Config) -> Result<Enforcer, StartE
 fn with_database(enforcer: Enforcer, config: &Config) -> Result<Enforcer, StartError> {
     match config.database_url {
         None => Ok(enforcer),
-        Some(_) => Err(StartError::Other(
-            "DATABASE_URL: this authz was built without the `database` feature".into(),
+        Some(_) => Err(StartError::Database(
+            "this authz was built without the `database` feature".into(),
         )),
     }
 }
@@ -212,35 +137,26 @@ pub async fn run_with(config: Config, overrides: Overrides) -> Result<ServerHand
         .policy_shadow_dir
         .as_deref()
         .map(|dir| Arc::new(Shadow::new(dir, metrics.registry_mut())));
-    let metrics = Arc::new(metrics);
-    let store = Arc::new(PolicyStore::load(&config.policy_dir)?);
-    metrics
-        .policies_loaded
-        .set(i64::try_from(store.snapshot().policy_count()).unwrap_or(i64::MAX));
-    let clock = overrides
-        .clock
-        .unwrap_or_else(|| Arc::new(SystemClock::new()));
-    let group_cache = GroupCache::from_config(&config.directory, clock, metrics.clone())
-        .map_err(|e| StartError::Other(e.to_string()))?;
-    let (groups, groups_file): (Arc<dyn GroupSource>, _) = match &group_cache {
-        Some(cache) => (Arc::new(cache.clone()), None),
-        None => {
-            let file = Arc::new(FileGroups::load(&config.groups_file)?);
-            (file.clone(), Some(file))
-        }
-    };
-    let groups = overrides.groups.unwrap_or(groups);
-    let groups_kind = groups.kind();
-    let enforcer = Enforcer::new(
-        store.clone(),
-        groups,
+    let core = Core::load(
+        CoreSettings {
+            policy_dir: &config.policy_dir,
+            groups_file: &config.groups_file,
+            directory: &config.directory,
+            clock: overrides.clock,
+            groups_override: overrides.groups,
+        },
+        metrics,
+    )?;
+    let groups_kind = core.groups.kind();
+    let mut enforcer = Enforcer::new(
+        core.store.clone(),
+        core.groups.clone(),
         config.secrets.secret_set(),
-        metrics.clone(),
+        core.metrics.clone(),
     );
-    let enforcer = match &shadow {
-        Some(s) => enforcer.with_shadow(s.clone()),
-        None => enforcer,
-    };
+    if let Some(s) = &shadow {
+        enforcer = enforcer.with_observer(s.clone());
+    }
     let enforcer = Arc::new(with_database(enforcer, &config)?);
     let names = Arc::new(HeaderNames {
         user: header_name("X_USER_ID_HEADER", &config.user_header)?,
@@ -256,14 +172,17 @@ pub async fn run_with(config: Config, overrides: Overrides) -> Result<ServerHand
         enforcer: enforcer.clone(),
         names: names.clone(),
         groups_kind,
+        shadow: shadow.clone(),
     };
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let (listen, task) = serve("AUTHZ_LISTEN", &config.listen, routes(state), rx).await?;
-    // On error `tx` drops, which stops the HTTP listener too.
+    let mut service = ServiceHandle::default();
+    let main = serve(LISTEN, &config.listen, crate::adapters::routes(state)).await?;
+    let listen = main.addr.clone();
+    service.add_listener(LISTEN, main);
+    // On error `service` drops, which stops the listeners already bound.
     let grpc = match &config.grpc_listen {
         None => None,
         Some(addr) => Some(
-            crate::envoy_grpc::serve(
+            envoy_grpc::serve(
                 "AUTHZ_GRPC_LISTEN",
                 addr,
                 ExtAuthz::new(enforcer.clone(), names),
@@ -272,27 +191,17 @@ pub async fn run_with(config: Config, overrides: Overrides) -> Result<ServerHand
         ),
     };
     let grpc_listen = grpc.as_ref().map(|g| g.listen.clone());
-    let admin = AdminServer::start(&config.directory, group_cache.as_ref()).await?;
-    let mut reloaders = vec![Reloader::spawn(
-        store.clone() as Arc<dyn Reload>,
-        metrics.clone(),
-        config.policy_poll,
-    )];
-    if let Some(shadow) = &shadow {
-        reloaders.push(Reloader::spawn(
-            shadow.clone() as Arc<dyn Reload>,
-            metrics.clone(),
-            config.policy_poll,
-        ));
+    if let Some(admin) =
+        crate::adapters::admin::start(&config.directory, core.group_cache.as_ref()).await?
+    {
+        service.add_listener(ADMIN_LISTEN, admin);
     }
-    if let Some(file) = &groups_file {
-        reloaders.push(Reloader::spawn(
-            file.clone() as Arc<dyn Reload>,
-            metrics.clone(),
-            config.policy_poll,
-        ));
-    }
-    let snapshot = store.snapshot();
+    let extra: Vec<Arc<dyn Reload>> = shadow
+        .iter()
+        .map(|s| s.clone() as Arc<dyn Reload>)
+        .collect();
+    service.add_reloaders(core.reloaders(config.policy_poll, extra));
+    let snapshot = core.store.snapshot();
     if config.secrets.skip_header_check {
         tracing::warn!(
             "SKIP_HEADER_CHECK=true with DEBUG=true: the proxy secret is NOT checked; never run this in production"
@@ -316,35 +225,9 @@ pub async fn run_with(config: Config, overrides: Overrides) -> Result<ServerHand
         listen,
         grpc_listen,
         enforcer,
-        groups_file,
-        group_cache,
-        admin,
+        groups_file: core.groups_file,
+        group_cache: core.group_cache,
         grpc,
-        reloaders,
-        shutdown: Some(tx),
-        task,
+        service,
     })
-}
-
-/// Returns on SIGTERM or SIGINT; on SIGHUP calls `reload` (policies and groups) and goes on.
-pub async fn wait_for_signals(reload: impl Fn()) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stopping");
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = term.recv() => return,
-            _ = int.recv() => return,
-            _ = hup.recv() => {
-                tracing::info!("SIGHUP: reloading policies and groups");
-                reload();
-            }
-        }
-    }
 }

@@ -5,18 +5,17 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwapOption;
-use notify::RecursiveMode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
-use crate::decision::{CedarQuery, CedarVerdict, QueryError, decide};
-use crate::metrics::{Metrics, ResultLabels};
-use crate::policy::{LoadError, PolicySnapshot, hash_sources, read_dir};
-use crate::policy_tests::short_hash;
-use crate::reload::Reload;
-use crate::store::{PolicyStore, ReloadOutcome};
+use ipm_policy::cedar::{CedarQuery, CedarVerdict, QueryError, decide};
+use ipm_policy::snapshot::{LoadError, PolicySnapshot, hash_sources, read_dir, short_hash};
+use ipm_policy::store::{PolicyStore, ReloadOutcome};
+use ipm_runtime::enforcer::DecisionObserver;
+use ipm_runtime::metrics::{Metrics, ResultLabels};
+use ipm_runtime::reload::{RecursiveMode, Reload};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ShadowLabels {
@@ -56,7 +55,7 @@ pub struct ShadowStatus {
     pub hash: Option<String>,
     pub count: Option<usize>,
     /// The problems of the last load that failed, while it is not fixed.
-    pub problems: Vec<crate::diagnostics::Problem>,
+    pub problems: Vec<ipm_policy::diagnostics::Problem>,
 }
 
 fn label(v: &Result<CedarVerdict, QueryError>) -> &'static str {
@@ -252,6 +251,17 @@ impl Shadow {
 
     fn count_reload(&self, result: &'static str) {
         self.reloads.get_or_create(&ResultLabels { result }).inc();
+    }
+}
+
+impl DecisionObserver for Shadow {
+    fn observe(
+        &self,
+        snapshot: &PolicySnapshot,
+        query: &CedarQuery<'_>,
+        verdict: &Result<CedarVerdict, QueryError>,
+    ) {
+        self.compare(snapshot, query, verdict);
     }
 }
 

@@ -67,7 +67,7 @@ impl ObjectKey {
     /// (another application's object, a path with `..`) is `None`.
     pub fn parse(s: &str) -> Option<Self> {
         let (shard, id) = s.split_once('/')?;
-        let id = authz::db_entities::parse_id(id)?;
+        let id = ipm_policy::entities::parse_id(id)?;
         let key = Self::for_image(id);
         (key.0.split_once('/').map(|(s, _)| s) == Some(shard)).then_some(key)
     }

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use authz::config::{DirectoryConfig, GroupSourceKind};
-use authz::secret::Secret;
+use ipm_policy::secret::Secret;
+use ipm_runtime::config::{DirectoryConfig, GroupSourceKind};
 use reqwest::Method;
 use warp::Filter;
 

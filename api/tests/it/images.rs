@@ -796,7 +796,9 @@ impl S3Server {
             bucket: Self::BUCKET.into(),
             region: "us-east-1".into(),
             access_key_id: Self::ACCESS_KEY.into(),
-            secret_access_key: authz::secret::Secret::new(Self::SECRET_KEY.as_bytes().to_vec()),
+            secret_access_key: ipm_policy::secret::Secret::new(
+                Self::SECRET_KEY.as_bytes().to_vec(),
+            ),
             force_path_style: true,
             prefix: "images/".into(),
         }
@@ -1023,7 +1025,7 @@ async fn s3_is_checked_at_start() {
         "{err}"
     );
     let mut wrong = server.config();
-    wrong.secret_access_key = authz::secret::Secret::new(b"wrong-secret-key".to_vec());
+    wrong.secret_access_key = ipm_policy::secret::Secret::new(b"wrong-secret-key".to_vec());
     let err = start(wrong)
         .await
         .err()

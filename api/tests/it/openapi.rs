@@ -1,8 +1,8 @@
 //! The OpenAPI document describes exactly the routes the server answers, and the shipped
 //! `routes.toml` gives every `/api` route a Cedar action, so none is denied for lack of one.
 
-use authz::policy::PolicySnapshot;
 use ipm_api::filters::API_ROUTES;
+use ipm_policy::snapshot::PolicySnapshot;
 use reqwest::Method;
 
 use crate::support::*;

@@ -29,7 +29,7 @@ async fn crud(backend: Backend) {
     assert_eq!(p["meta_group_id"], "team-a");
     assert_eq!(p["created_by"], ALICE);
     assert_eq!(p["created_at"], p["updated_at"]);
-    assert!(authz::db_entities::parse_id(&id).is_some());
+    assert!(ipm_policy::entities::parse_id(&id).is_some());
 
     // Read it back, by another member of the group; HEAD too.
     let path = format!("/api/projects/{id}");

@@ -86,7 +86,8 @@ async fn wrong_missing_or_duplicated_secret_is_401() {
 #[tokio::test]
 async fn previous_secret_is_accepted_during_a_rotation() {
     let previous = "previous-secret-0123456789abcdef01234567";
-    let app = spawn_with(|c| c.secrets.previous = Some(authz::secret::Secret::new(previous))).await;
+    let app =
+        spawn_with(|c| c.secrets.previous = Some(ipm_policy::secret::Secret::new(previous))).await;
     for s in [SECRET, previous] {
         let r = app
             .auth(&[
@@ -302,7 +303,7 @@ async fn service_routes_and_unknown_paths() {
 async fn serves_on_a_unix_socket() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("authz.sock");
-    let app = spawn_with(|c| c.listen = authz::config::ListenAddr::Unix(sock.clone())).await;
+    let app = spawn_with(|c| c.listen = ipm_runtime::config::ListenAddr::Unix(sock.clone())).await;
     assert!(app.handle.tcp_addr().is_none());
     let path = sock.clone();
     let reply = tokio::task::spawn_blocking(move || {

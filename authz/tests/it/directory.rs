@@ -7,13 +7,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use authz::config::{
-    CacheBackend, Config, DirectoryConfig, GroupSourceKind, ListenAddr, RedisConfig,
+use ipm_runtime::config::{
+    CacheBackend, DirectoryConfig, GroupSourceKind, ListenAddr, RedisConfig,
 };
-use authz::enforcer::{AuthzRequest, HeaderField};
-use authz::group_cache::ManualClock;
-use authz::secret::Secret;
+
+use authz::config::Config;
 use authz::server::{Overrides, run_with};
+use ipm_policy::request::{AuthzRequest, HeaderField};
+use ipm_policy::secret::Secret;
+use ipm_runtime::clock::ManualClock;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use authz::db_entities::{DbPool, PoolSettings};
+use ipm_runtime::db::{DbPool, PoolSettings};
 use sqlx::Connection;
 
 use crate::support::spawn_with;
@@ -47,7 +47,7 @@ async fn seed(url: &str) {
     let backend = db.backend();
     let project = uuid::Uuid::parse_str(PHOTOS).unwrap();
     let image = uuid::Uuid::parse_str(PHOTO_IMAGE).unwrap();
-    authz::with_pool!(&db, pool => {
+    ipm_runtime::with_pool!(&db, pool => {
         sqlx::raw_sql(sqlx::AssertSqlSafe(migrations(backend)))
             .execute(pool)
             .await

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use authz::config::ListenAddr;
+use ipm_runtime::config::ListenAddr;
 use sha2::{Digest, Sha256};
 use warp::Filter;
 

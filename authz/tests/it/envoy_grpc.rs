@@ -5,8 +5,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use authz::config::Config;
-use authz::groups::{GroupError, GroupFuture, GroupSource};
-use authz::identity::Email;
 use authz::server::{Overrides, ServerHandle, run_with};
 use envoy_types::ext_authz::v3::pb::{CheckRequest, CheckResponse, HttpResponse};
 use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress, address};
@@ -15,6 +13,8 @@ use envoy_types::pb::envoy::service::auth::v3::attribute_context::{
     HttpRequest, Peer, Request as AttrRequest,
 };
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+use ipm_policy::groups::{GroupError, GroupFuture, GroupSource};
+use ipm_policy::identity::Email;
 use tonic::transport::Channel;
 
 use crate::support::{SECRET, copy_policies, spawn_app, spawn_with};
@@ -411,7 +411,7 @@ async fn a_taken_grpc_address_refuses_the_start_and_names_the_variable() {
     let policy_dir = root.path().join("policies");
     copy_policies(&policy_dir);
     let mut config = Config::for_test(&policy_dir, &policy_dir.join("groups.toml"), SECRET);
-    config.grpc_listen = Some(authz::config::ListenAddr::Tcp(addr));
+    config.grpc_listen = Some(ipm_runtime::config::ListenAddr::Tcp(addr));
     let Err(e) = authz::server::run(config).await else {
         panic!("authz started on a taken gRPC address");
     };

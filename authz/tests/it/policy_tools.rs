@@ -10,10 +10,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use authz::metrics::Metrics;
-use authz::policy::PolicySnapshot;
-use authz::policy_tests::{load_cases, resolve};
-use authz::reload::{Reload, Reloader};
+use authz::tools::test::{load_cases, resolve};
+use ipm_policy::snapshot::PolicySnapshot;
+use ipm_runtime::metrics::Metrics;
+use ipm_runtime::reload::{Reload, Reloader};
 
 use crate::support::{SECRET, copy_policies, eventually, shipped_policies, spawn_with};
 
@@ -753,7 +753,7 @@ fn fmt_formats_in_place_and_check_reports_without_writing() {
     assert!(!p.join(".messy.cedar.fmt.tmp").exists());
     // Formatting changes the files, not a single policy.
     let after = PolicySnapshot::load(&p).unwrap();
-    let report = authz::store::diff(&before, &after);
+    let report = ipm_policy::store::diff(&before, &after);
     assert!(!report.files_changed.is_empty());
     assert!(
         report.added.is_empty() && report.changed.is_empty() && report.removed.is_empty(),

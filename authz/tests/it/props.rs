@@ -2,11 +2,13 @@
 
 use std::sync::Arc;
 
-use authz::enforcer::{AuthzRequest, Enforcer, HeaderField};
-use authz::groups::FileGroups;
-use authz::metrics::Metrics;
-use authz::secret::{Secret, SecretSet};
-use authz::store::PolicyStore;
+use ipm_policy::request::{AuthzRequest, HeaderField};
+
+use ipm_policy::groups::FileGroups;
+use ipm_policy::secret::{Secret, SecretSet};
+use ipm_policy::store::PolicyStore;
+use ipm_runtime::enforcer::Enforcer;
+use ipm_runtime::metrics::Metrics;
 use proptest::prelude::*;
 
 use crate::support::{SECRET, shipped_policies};
@@ -103,8 +105,8 @@ proptest! {
 }
 
 /// The shipped policies plus policies exercising every scope form slicing looks at.
-fn slicing_snapshot() -> &'static authz::policy::PolicySnapshot {
-    static SNAPSHOT: std::sync::OnceLock<authz::policy::PolicySnapshot> =
+fn slicing_snapshot() -> &'static ipm_policy::snapshot::PolicySnapshot {
+    static SNAPSHOT: std::sync::OnceLock<ipm_policy::snapshot::PolicySnapshot> =
         std::sync::OnceLock::new();
     SNAPSHOT.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
@@ -121,7 +123,7 @@ fn slicing_snapshot() -> &'static authz::policy::PolicySnapshot {
 "#,
         )
         .unwrap();
-        authz::policy::PolicySnapshot::load(dir.path()).unwrap()
+        ipm_policy::snapshot::PolicySnapshot::load(dir.path()).unwrap()
     })
 }
 
@@ -139,23 +141,23 @@ proptest! {
         ]),
         resource_group in prop::option::of(prop::sample::select(vec!["photographers", "editors", "team-1"])),
     ) {
-        use authz::decision::{CedarQuery, decide_with};
+        use ipm_policy::cedar::{CedarQuery, decide_with};
         let snapshot = slicing_snapshot();
-        let user: authz::identity::Email = user.parse().unwrap();
+        let user: ipm_policy::identity::Email = user.parse().unwrap();
         let groups: Vec<String> = groups.into_iter().map(str::to_string).collect();
         let m = snapshot.routes.matches(route.0, route.1).unwrap();
         // Give the resource its group when the test picked one, as a resolver would.
         let mut resource_entities = Vec::new();
         if let Some(g) = resource_group {
-            let group = authz::policy::entity_uid("Group", g).unwrap();
-            let uid = authz::policy::entity_uid(&m.resource_type, &m.resource_id).unwrap();
+            let group = ipm_policy::snapshot::entity_uid("Group", g).unwrap();
+            let uid = ipm_policy::snapshot::entity_uid(&m.resource_type, &m.resource_id).unwrap();
             let mut attrs = std::collections::HashMap::from([(
                 "group".to_string(),
                 cedar_policy::RestrictedExpression::new_entity_uid(group.clone()),
             )]);
             if m.resource_type == "Image" {
                 attrs.insert("project".into(), cedar_policy::RestrictedExpression::new_entity_uid(
-                    authz::policy::entity_uid("Project", "p1").unwrap()));
+                    ipm_policy::snapshot::entity_uid("Project", "p1").unwrap()));
             }
             if m.resource_type != "Application" {
                 resource_entities.push(cedar_policy::Entity::new(uid, attrs, std::collections::HashSet::from([group])).unwrap());

@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
-use authz::config::ListenAddr;
 use authz::server::ServerHandle;
 use ipm_api::server::ApiHandle;
+use ipm_runtime::config::ListenAddr;
 use warp::http::Method;
 
 use crate::nginx::{Nginx, Prefix, Setup, Upstreams};

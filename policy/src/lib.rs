@@ -1,0 +1,37 @@
+//! ipm-policy: the policy core that authz and ipm-api share. No async runtime, no HTTP, no
+//! database, no file watching: only what a decision is.
+//!
+//! A decision runs as a pure pipeline on one [`PolicySnapshot`]: [`prepare`] (the proxy's
+//! secret, the user, the route), then the caller's lookups (groups through a [`GroupSource`],
+//! resource entities through an [`EntityResolver`], both built from the one vocabulary in
+//! [`entities`]), then [`conclude`], which returns a [`Decision`] that keeps the snapshot it
+//! read. Every status comes from [`Denial`]; every log line from [`DecisionRecord`].
+
+pub mod cedar;
+pub mod denial;
+pub mod diagnostics;
+pub mod entities;
+pub mod groups;
+pub mod identity;
+pub mod pipeline;
+pub mod record;
+pub mod request;
+pub mod routes;
+pub mod secret;
+pub mod slice;
+pub mod snapshot;
+pub mod store;
+
+pub use cedar::{CedarQuery, CedarVerdict, QueryError, decide};
+pub use denial::{Denial, DenialKind};
+pub use diagnostics::Problem;
+pub use entities::{EntityResolver, ImageParent, parse_id};
+pub use groups::{FileGroups, GroupError, GroupSource, Groups, GroupsFileError};
+pub use identity::{Email, EmailError};
+pub use pipeline::{Decision, Prepared, conclude, prepare};
+pub use record::DecisionRecord;
+pub use request::{AuthzRequest, HeaderField, authenticate};
+pub use routes::{RouteMatch, RouteTable};
+pub use secret::{Secret, SecretSet};
+pub use snapshot::{LoadError, PolicySnapshot, entity_uid};
+pub use store::{PolicyStore, ReloadOutcome};

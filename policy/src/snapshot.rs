@@ -1,0 +1,496 @@
+//! The policy snapshot: every Cedar policy, the schema and the route table of a policy
+//! directory, parsed and validated together, published as one immutable value.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::SystemTime;
+
+use cedar_policy::{
+    Context, Entities, EntityId, EntityTypeName, EntityUid, PolicyId, PolicySet, Request,
+    RestrictedExpression, Schema, ValidationMode, Validator,
+};
+use sha2::{Digest, Sha256};
+
+use crate::diagnostics::Problem;
+use crate::routes::RouteTable;
+use crate::slice::PolicyIndex;
+
+/// The schema file's name inside the policy directory.
+pub const SCHEMA_FILE: &str = "schema.cedarschema";
+/// The routes file's name inside the policy directory.
+pub const ROUTES_FILE: &str = "routes.toml";
+/// The annotation that names a policy.
+pub const ID_ANNOTATION: &str = "id";
+
+/// A policy directory that failed to load: every problem found, not just the first.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{} problem(s) in `{}`: {}", problems.len(), dir.display(), summary(problems))]
+pub struct LoadError {
+    pub dir: PathBuf,
+    pub problems: Vec<Problem>,
+}
+
+fn summary(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl LoadError {
+    /// Every problem, rendered with its source line, for a terminal.
+    pub fn render(&self) -> String {
+        self.problems
+            .iter()
+            .map(|p| p.rendered.clone())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// The text of the files that make up a snapshot, by file name.
+pub type SourceFiles = BTreeMap<String, String>;
+
+/// A validated, immutable set of policies, schema and routes.
+#[derive(Debug)]
+pub struct PolicySnapshot {
+    pub policies: PolicySet,
+    pub schema: Schema,
+    pub routes: RouteTable,
+    /// SHA-256 over the files' names and contents.
+    pub hash: String,
+    pub loaded_at: SystemTime,
+    pub sources: SourceFiles,
+    /// The file each policy id came from.
+    pub policy_files: BTreeMap<String, String>,
+    /// Schema validation warnings (policies that can never apply, and similar).
+    pub warnings: Vec<Problem>,
+    /// The schema's action entities (and their hierarchy), built once per snapshot so a
+    /// decision only adds the request's own entities.
+    pub action_entities: Entities,
+    /// The policies grouped by the actions they can apply to.
+    pub index: PolicyIndex,
+}
+
+/// Reads the snapshot's files from a directory: `*.cedar`, the schema and the routes.
+/// Hidden entries (Kubernetes' `..data` and its timestamped folders) are skipped; the
+/// visible symlinks that point into them are followed.
+pub fn read_dir(dir: &Path) -> Result<SourceFiles, LoadError> {
+    let fail = |message: String| LoadError {
+        dir: dir.to_path_buf(),
+        problems: vec![Problem::whole_file(&dir.display().to_string(), message)],
+    };
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| fail(format!("cannot read the directory: {e}")))?;
+    let mut files = SourceFiles::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| fail(format!("cannot list the directory: {e}")))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        if !(name.ends_with(".cedar") || name == SCHEMA_FILE || name == ROUTES_FILE) {
+            continue;
+        }
+        let path = entry.path();
+        if !path.is_file() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| fail(format!("cannot read `{name}`: {e}")))?;
+        files.insert(name, text);
+    }
+    Ok(files)
+}
+
+/// The hash that identifies a set of source files.
+pub fn hash_sources(files: &SourceFiles) -> String {
+    let mut h = Sha256::new();
+    for (name, text) in files {
+        h.update((name.len() as u64).to_be_bytes());
+        h.update(name.as_bytes());
+        h.update((text.len() as u64).to_be_bytes());
+        h.update(text.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+impl PolicySnapshot {
+    /// Loads and validates a policy directory.
+    pub fn load(dir: &Path) -> Result<Self, LoadError> {
+        let files = read_dir(dir)?;
+        Self::from_sources(dir, files)
+    }
+
+    /// Builds a snapshot from file contents; `dir` is used only in messages.
+    pub fn from_sources(dir: &Path, files: SourceFiles) -> Result<Self, LoadError> {
+        let mut problems = Vec::new();
+        let display = |name: &str| dir.join(name).display().to_string();
+
+        let schema = match files.get(SCHEMA_FILE) {
+            None => {
+                problems.push(Problem::whole_file(
+                    &display(SCHEMA_FILE),
+                    "the schema file is missing",
+                ));
+                None
+            }
+            Some(text) => match Schema::from_cedarschema_str(text) {
+                Ok((schema, _warnings)) => Some(schema),
+                Err(e) => {
+                    problems.push(Problem::from_diagnostic(&display(SCHEMA_FILE), text, &e));
+                    None
+                }
+            },
+        };
+
+        let routes = match files.get(ROUTES_FILE) {
+            None => {
+                problems.push(Problem::whole_file(
+                    &display(ROUTES_FILE),
+                    "the routes file is missing",
+                ));
+                None
+            }
+            Some(text) => match RouteTable::parse(text) {
+                Ok(r) => Some(r),
+                Err(crate::routes::RouteError::Toml(e)) => {
+                    let mut p = Problem::whole_file(&display(ROUTES_FILE), e.message());
+                    if let Some(span) = e.span() {
+                        let (line, col) = crate::diagnostics::line_col(text, span.start);
+                        p.line = Some(line);
+                        p.column = Some(col);
+                        p.rendered = format!("{}:{line}:{col}: {e}", display(ROUTES_FILE));
+                    }
+                    problems.push(p);
+                    None
+                }
+                Err(e) => {
+                    problems.push(Problem::whole_file(&display(ROUTES_FILE), e.to_string()));
+                    None
+                }
+            },
+        };
+
+        let mut policies = PolicySet::new();
+        let mut policy_files: BTreeMap<String, String> = BTreeMap::new();
+        let mut file_of_id: HashMap<PolicyId, String> = HashMap::new();
+        for (name, text) in files.iter().filter(|(n, _)| n.ends_with(".cedar")) {
+            let parsed = match PolicySet::from_str(text) {
+                Ok(p) => p,
+                Err(errs) => {
+                    for e in errs.iter() {
+                        problems.push(Problem::from_diagnostic(&display(name), text, e));
+                    }
+                    continue;
+                }
+            };
+            if parsed.templates().next().is_some() {
+                problems.push(Problem::whole_file(
+                    &display(name),
+                    "templates are not supported: write static policies",
+                ));
+            }
+            let mut seen_here: HashMap<String, usize> = HashMap::new();
+            for policy in parsed.policies() {
+                let id = stable_id(name, policy.id(), policy.annotation(ID_ANNOTATION));
+                let nth = seen_here.entry(id.clone()).or_insert(0);
+                *nth += 1;
+                if let Some(first) = policy_files.get(&id) {
+                    let first_text = files.get(first).map_or("", String::as_str);
+                    problems.push(duplicate_id(
+                        &display(name),
+                        text,
+                        &id,
+                        *nth - 1,
+                        (first, first_text),
+                    ));
+                    continue;
+                }
+                let pid = PolicyId::new(&id);
+                if let Err(e) = policies.add(policy.new_id(pid.clone())) {
+                    problems.push(Problem::whole_file(&display(name), e.to_string()));
+                    continue;
+                }
+                policy_files.insert(id, name.clone());
+                file_of_id.insert(pid, name.clone());
+            }
+        }
+
+        let mut warnings = Vec::new();
+        if let Some(schema) = &schema {
+            let result = Validator::new(schema.clone()).validate(&policies, ValidationMode::Strict);
+            for e in result.validation_errors() {
+                problems.push(locate(dir, &files, &file_of_id, e.policy_id(), e));
+            }
+            for w in result.validation_warnings() {
+                warnings.push(locate(dir, &files, &file_of_id, w.policy_id(), w));
+            }
+            if let Some(routes) = &routes {
+                let text = files.get(ROUTES_FILE).map_or("", String::as_str);
+                for (ty, action) in routes.visibility_actions() {
+                    if let Err(message) = check_request_shape(schema, action, ty) {
+                        problems.push(Problem::whole_file(
+                            &display(ROUTES_FILE),
+                            format!("[visibility] `{ty} = \"{action}\"`: {message}"),
+                        ));
+                    }
+                }
+                for (i, route) in routes.routes().iter().enumerate() {
+                    if let Some(t) = &route.spec.target
+                        && let Err(message) = check_request_shape(schema, &t.action, &t.entity_type)
+                    {
+                        problems.push(Problem::whole_file(
+                            &display(ROUTES_FILE),
+                            format!("route {} (`{}`) target: {message}", i + 1, route.spec.path),
+                        ));
+                    }
+                    if let Err(message) = check_request_shape(
+                        schema,
+                        &route.spec.action,
+                        &route.spec.resource.entity_type,
+                    ) {
+                        problems.push(route_problem(
+                            &display(ROUTES_FILE),
+                            text,
+                            schema,
+                            i,
+                            &route.spec,
+                            format!("route {} (`{}`): {message}", i + 1, route.spec.path),
+                        ));
+                    }
+                }
+            }
+        }
+
+        let action_entities = match &schema {
+            Some(schema) => match schema.action_entities() {
+                Ok(a) => a,
+                Err(e) => {
+                    problems.push(Problem::whole_file(&display(SCHEMA_FILE), e.to_string()));
+                    Entities::empty()
+                }
+            },
+            None => Entities::empty(),
+        };
+        match (schema, routes) {
+            (Some(schema), Some(routes)) if problems.is_empty() => Ok(Self {
+                index: PolicyIndex::new(&policies, &action_entities),
+                action_entities,
+                policies,
+                schema,
+                routes,
+                hash: hash_sources(&files),
+                loaded_at: SystemTime::now(),
+                sources: files,
+                policy_files,
+                warnings,
+            }),
+            _ => Err(LoadError {
+                dir: dir.to_path_buf(),
+                problems,
+            }),
+        }
+    }
+
+    /// Number of policies in force.
+    pub fn policy_count(&self) -> usize {
+        self.policies.policies().count()
+    }
+
+    /// The same schema and routes with other policies, to ask about one policy at a time.
+    pub fn with_policies(&self, policies: PolicySet) -> Self {
+        Self {
+            index: PolicyIndex::new(&policies, &self.action_entities),
+            policies,
+            schema: self.schema.clone(),
+            routes: self.routes.clone(),
+            hash: String::new(),
+            loaded_at: self.loaded_at,
+            sources: SourceFiles::new(),
+            policy_files: self.policy_files.clone(),
+            warnings: Vec::new(),
+            action_entities: self.action_entities.clone(),
+        }
+    }
+}
+
+/// Where the `nth` `@id("id")` annotation of a file starts, when it is written plainly.
+fn annotation_offset(text: &str, id: &str, nth: usize) -> Option<usize> {
+    let needle = format!("@{ID_ANNOTATION}(\"{id}\")");
+    text.match_indices(&needle).nth(nth).map(|(i, _)| i)
+}
+
+/// A repeated policy id, pointing at the repeated annotation and naming the first use.
+fn duplicate_id(
+    file: &str,
+    text: &str,
+    id: &str,
+    nth: usize,
+    (first, first_text): (&str, &str),
+) -> Problem {
+    let first_at = annotation_offset(first_text, id, 0)
+        .map(|off| {
+            format!(
+                "{first}:{}",
+                crate::diagnostics::line_col(first_text, off).0
+            )
+        })
+        .unwrap_or_else(|| first.to_string());
+    let message = format!("policy id `{id}` is already used in `{first_at}`");
+    let Some(offset) = annotation_offset(text, id, nth) else {
+        return Problem::whole_file(file, message);
+    };
+    let len = ID_ANNOTATION.len() + id.len() + 5;
+    let diag = miette::MietteDiagnostic::new(message)
+        .with_label(miette::LabeledSpan::at(offset..offset + len, "this id is taken"))
+        .with_help(
+            "ids name policies in decision logs and tests, so each must be unique across files; rename one",
+        );
+    Problem::from_diagnostic(file, text, &diag)
+}
+
+/// The id a policy is known by: its `@id` annotation, else `file.cedar#N`.
+fn stable_id(file: &str, default_id: &PolicyId, annotation: Option<&str>) -> String {
+    if let Some(id) = annotation {
+        return id.to_string();
+    }
+    let n = default_id
+        .to_string()
+        .strip_prefix("policy")
+        .map(str::to_string)
+        .unwrap_or_else(|| default_id.to_string());
+    format!("{file}#{n}")
+}
+
+fn locate(
+    dir: &Path,
+    files: &SourceFiles,
+    file_of_id: &HashMap<PolicyId, String>,
+    id: &PolicyId,
+    diag: &dyn miette::Diagnostic,
+) -> Problem {
+    match file_of_id
+        .get(id)
+        .and_then(|f| files.get(f).map(|t| (f, t)))
+    {
+        Some((file, text)) => {
+            let mut p = Problem::from_diagnostic(&dir.join(file).display().to_string(), text, diag);
+            p.message = format!("policy `{id}`: {}", p.message);
+            p
+        }
+        None => Problem::whole_file(&dir.display().to_string(), format!("policy `{id}`: {diag}")),
+    }
+}
+
+/// A route the schema refuses, pointing at its `action` (or `resource`) line in `routes.toml`,
+/// with the closest declared action when the name looks like a typo.
+fn route_problem(
+    file: &str,
+    text: &str,
+    schema: &Schema,
+    index: usize,
+    spec: &crate::routes::RouteSpec,
+    message: String,
+) -> Problem {
+    let declared: Vec<String> = schema
+        .actions()
+        .map(|a| a.id().unescaped().to_string())
+        .collect();
+    let unknown_action = !declared.contains(&spec.action);
+    let key = if unknown_action { "action" } else { "resource" };
+    // Headers start a line; a comment that mentions one does not count.
+    let block_start = text
+        .match_indices("[[route]]")
+        .filter(|(i, _)| *i == 0 || text.as_bytes().get(i - 1) == Some(&b'\n'))
+        .nth(index)
+        .map(|(i, _)| i);
+    let line = block_start.and_then(|start| {
+        let block = text.get(start..)?;
+        let end = block
+            .get(1..)?
+            .find("[[route]]")
+            .map_or(block.len(), |e| e + 1);
+        let mut offset = start;
+        for line in block.get(..end)?.split_inclusive('\n') {
+            if line.trim_start().starts_with(key) {
+                let indent = line.len() - line.trim_start().len();
+                return Some((offset + indent, line.trim().len()));
+            }
+            offset += line.len();
+        }
+        None
+    });
+    let Some((offset, len)) = line else {
+        return Problem::whole_file(file, message);
+    };
+    let mut diag = miette::MietteDiagnostic::new(message)
+        .with_label(miette::LabeledSpan::at(offset..offset + len, "here"));
+    if unknown_action {
+        let help = match closest(&spec.action, &declared) {
+            Some(near) => format!("did you mean `{near}`?"),
+            None => format!("the schema declares {}", declared.join(", ")),
+        };
+        diag = diag.with_help(help);
+    }
+    Problem::from_diagnostic(file, text, &diag)
+}
+
+/// The candidate nearest to `name` by edit distance, when it is near enough to be a typo.
+fn closest<'a>(name: &str, candidates: &'a [String]) -> Option<&'a str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut prev = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let cur = row[j + 1];
+                row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+                prev = cur;
+            }
+        }
+        row[b.len()]
+    }
+    candidates
+        .iter()
+        .map(|c| (distance(name, c), c))
+        .filter(|(d, _)| *d <= 2.max(name.len() / 4))
+        .min()
+        .map(|(_, c)| c.as_str())
+}
+
+/// Builds `Type::"id"`.
+pub fn entity_uid(entity_type: &str, id: &str) -> Result<EntityUid, String> {
+    let ty = EntityTypeName::from_str(entity_type)
+        .map_err(|e| format!("`{entity_type}` is not an entity type name: {e}"))?;
+    Ok(EntityUid::from_type_name_and_id(ty, EntityId::new(id)))
+}
+
+/// Checks, at load time, that the schema declares `action` for a `User` acting on a resource
+/// of type `resource_type` with the request context.
+fn check_request_shape(schema: &Schema, action: &str, resource_type: &str) -> Result<(), String> {
+    let action = entity_uid("Action", action)?;
+    let principal = entity_uid("User", "probe@example.com")?;
+    let resource = entity_uid(resource_type, "probe")?;
+    let ctx = Context::from_pairs([
+        (
+            "method".to_string(),
+            RestrictedExpression::new_string("GET".into()),
+        ),
+        (
+            "path".to_string(),
+            RestrictedExpression::new_string("/".into()),
+        ),
+    ])
+    .map_err(|e| e.to_string())?;
+    Request::new(principal, action, resource, ctx, Some(schema)).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// The first 12 hex digits of a snapshot's hash: enough to tell sets apart in logs.
+pub fn short_hash(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
+}

@@ -1,0 +1,168 @@
+//! The policy store: the snapshot in force, swapped whole on reload, and the state of the
+//! last reload for `/readyz`. A failed reload keeps the previous snapshot in force.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arc_swap::{ArcSwap, ArcSwapOption, Guard};
+use serde::Serialize;
+
+use crate::snapshot::{LoadError, PolicySnapshot, hash_sources, read_dir};
+
+/// What changed between two snapshots, by policy id.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ReloadReport {
+    pub old_hash: String,
+    pub new_hash: String,
+    pub files_changed: Vec<String>,
+    pub added: Vec<String>,
+    pub changed: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+/// The result of one reload attempt.
+#[derive(Debug)]
+pub enum ReloadOutcome {
+    Unchanged,
+    /// The files are the same broken ones as last time: already reported.
+    StillFailing,
+    Reloaded(ReloadReport),
+    Failed(LoadError),
+}
+
+/// A pending load failure, as shown on `/readyz`.
+#[derive(Debug, Clone)]
+pub struct PendingError {
+    pub error: LoadError,
+    pub at: SystemTime,
+    pub hash: String,
+}
+
+#[derive(Debug)]
+pub struct PolicyStore {
+    dir: PathBuf,
+    current: ArcSwap<PolicySnapshot>,
+    pending: ArcSwapOption<PendingError>,
+    reload_lock: std::sync::Mutex<()>,
+}
+
+impl PolicyStore {
+    /// Loads the directory; a first load that fails refuses the start.
+    pub fn load(dir: &Path) -> Result<Self, LoadError> {
+        let snapshot = PolicySnapshot::load(dir)?;
+        Ok(Self::from_snapshot(dir, snapshot))
+    }
+
+    pub fn from_snapshot(dir: &Path, snapshot: PolicySnapshot) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            current: ArcSwap::from_pointee(snapshot),
+            pending: ArcSwapOption::empty(),
+            reload_lock: std::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The snapshot in force, for one request from start to finish.
+    pub fn snapshot(&self) -> Guard<Arc<PolicySnapshot>> {
+        self.current.load()
+    }
+
+    /// The snapshot in force, owned: a decision keeps it to the end, whatever reloads.
+    pub fn snapshot_arc(&self) -> Arc<PolicySnapshot> {
+        self.current.load_full()
+    }
+
+    pub fn pending_error(&self) -> Option<Arc<PendingError>> {
+        self.pending.load_full()
+    }
+
+    /// Re-reads the directory and swaps in the new snapshot if it loads completely.
+    pub fn reload(&self) -> ReloadOutcome {
+        // One reload at a time: a watcher event and a SIGHUP must not interleave.
+        let _guard = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let files = match read_dir(&self.dir) {
+            Ok(f) => f,
+            Err(e) => return self.fail(e, String::new()),
+        };
+        let hash = hash_sources(&files);
+        let old = self.current.load_full();
+        if hash == old.hash {
+            // A reverted edit clears the pending error.
+            self.pending.store(None);
+            return ReloadOutcome::Unchanged;
+        }
+        if let Some(p) = self.pending.load().as_ref()
+            && p.hash == hash
+        {
+            return ReloadOutcome::StillFailing;
+        }
+        match PolicySnapshot::from_sources(&self.dir, files) {
+            Ok(next) => {
+                let report = diff(&old, &next);
+                self.current.store(Arc::new(next));
+                self.pending.store(None);
+                ReloadOutcome::Reloaded(report)
+            }
+            Err(e) => self.fail(e, hash),
+        }
+    }
+
+    fn fail(&self, error: LoadError, hash: String) -> ReloadOutcome {
+        self.pending.store(Some(Arc::new(PendingError {
+            error: error.clone(),
+            at: SystemTime::now(),
+            hash,
+        })));
+        ReloadOutcome::Failed(error)
+    }
+}
+
+/// Each policy's meaning, by id: its JSON form, which leaves out layout and comments, so a
+/// reformatted file reports no changed policy.
+fn policy_texts(s: &PolicySnapshot) -> BTreeMap<String, String> {
+    s.policies
+        .policies()
+        .map(|p| {
+            let meaning = p
+                .to_json()
+                .map_or_else(|_| p.to_string(), |j| j.to_string());
+            (p.id().to_string(), meaning)
+        })
+        .collect()
+}
+
+/// Which files and which policy ids differ between two snapshots.
+pub fn diff(old: &PolicySnapshot, new: &PolicySnapshot) -> ReloadReport {
+    let (a, b) = (policy_texts(old), policy_texts(new));
+    let mut files: Vec<String> = old
+        .sources
+        .iter()
+        .filter(|(name, text)| new.sources.get(*name) != Some(*text))
+        .map(|(name, _)| name.clone())
+        .collect();
+    files.extend(
+        new.sources
+            .keys()
+            .filter(|name| !old.sources.contains_key(*name))
+            .cloned(),
+    );
+    files.sort();
+    ReloadReport {
+        old_hash: old.hash.clone(),
+        new_hash: new.hash.clone(),
+        files_changed: files,
+        added: b.keys().filter(|k| !a.contains_key(*k)).cloned().collect(),
+        changed: b
+            .iter()
+            .filter(|(k, v)| a.get(*k).is_some_and(|old| old != *v))
+            .map(|(k, _)| k.clone())
+            .collect(),
+        removed: a.keys().filter(|k| !b.contains_key(*k)).cloned().collect(),
+    }
+}

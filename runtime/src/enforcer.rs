@@ -1,0 +1,196 @@
+//! The enforcer: the core's pure pipeline with its lookups (groups, resource entities) filled
+//! in, each decision read from one snapshot, then counted and written as a `DecisionRecord`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ipm_policy::cedar::{CedarQuery, CedarVerdict, QueryError};
+use ipm_policy::entities::EntityResolver;
+use ipm_policy::groups::GroupSource;
+use ipm_policy::pipeline::{Decision, Prepared, conclude, prepare};
+use ipm_policy::record::DecisionRecord;
+use ipm_policy::request::AuthzRequest;
+use ipm_policy::secret::SecretSet;
+use ipm_policy::snapshot::PolicySnapshot;
+use ipm_policy::store::PolicyStore;
+use ipm_policy::{Denial, record};
+
+use crate::metrics::{DecisionLabels, Metrics, SourceLabels};
+
+/// Sees every decision Cedar was asked for, with its exact query and verdict; never changes
+/// it (shadow evaluation of a candidate policy set is one).
+pub trait DecisionObserver: Send + Sync + 'static {
+    fn observe(
+        &self,
+        snapshot: &PolicySnapshot,
+        query: &CedarQuery<'_>,
+        verdict: &Result<CedarVerdict, QueryError>,
+    );
+}
+
+/// Everything a decision needs, shared by every adapter.
+pub struct Enforcer {
+    pub store: Arc<PolicyStore>,
+    pub groups: Arc<dyn GroupSource>,
+    pub resolver: Option<Arc<dyn EntityResolver>>,
+    observers: Vec<Arc<dyn DecisionObserver>>,
+    /// `None` only in debug mode with `SKIP_HEADER_CHECK=true`.
+    secrets: Option<SecretSet>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Enforcer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enforcer")
+            .field("policy_dir", &self.store.dir())
+            .field("groups", &self.groups.kind())
+            .field("skip_header_check", &self.secrets.is_none())
+            .finish()
+    }
+}
+
+impl Enforcer {
+    pub fn new(
+        store: Arc<PolicyStore>,
+        groups: Arc<dyn GroupSource>,
+        secrets: Option<SecretSet>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            store,
+            groups,
+            resolver: None,
+            observers: Vec::new(),
+            secrets,
+            metrics,
+        }
+    }
+
+    pub fn with_resolver(mut self, resolver: Arc<dyn EntityResolver>) -> Self {
+        self.resolver = Some(resolver);
+        self
+    }
+
+    pub fn with_observer(mut self, observer: Arc<dyn DecisionObserver>) -> Self {
+        self.observers.push(observer);
+        self
+    }
+
+    pub fn skips_secret_check(&self) -> bool {
+        self.secrets.is_none()
+    }
+
+    /// Decides one request, then logs and counts the decision.
+    pub async fn authorize(&self, req: &AuthzRequest<'_>, adapter: &'static str) -> Decision {
+        let started = Instant::now();
+        let decision = self.decide(req).await;
+        let method = req.method.text().unwrap_or("");
+        let uri = req.uri.text().unwrap_or("");
+        self.record(adapter, &decision, method, uri, started.elapsed());
+        decision
+    }
+
+    /// The pipeline: `prepare` on the snapshot in force, the lookups, `conclude` on that
+    /// same snapshot, whatever reloads in between.
+    async fn decide(&self, req: &AuthzRequest<'_>) -> Decision {
+        let prepared = match prepare(self.store.snapshot_arc(), self.secrets.as_ref(), req) {
+            Ok(p) => p,
+            Err(denied) => return *denied,
+        };
+        self.lookup_and_conclude(prepared).await
+    }
+
+    /// The lookups and the conclusion for a prepared request.
+    pub async fn lookup_and_conclude(&self, prepared: Prepared) -> Decision {
+        let groups = match self.groups.groups(&prepared.user).await {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!(source = self.groups.kind(), error = %e, "group lookup failed");
+                return prepared.fail(Denial::GroupsUnavailable, None);
+            }
+        };
+        let entities = match &self.resolver {
+            None => Vec::new(),
+            Some(r) => match r.resolve(&prepared.route).await {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::warn!(error = %e, "resource lookup failed");
+                    return prepared.fail(Denial::ResourceUnavailable, Some(groups));
+                }
+            },
+        };
+        conclude(prepared, groups, entities, |snapshot, query, verdict| {
+            for o in &self.observers {
+                o.observe(snapshot, query, verdict);
+            }
+        })
+    }
+
+    /// Writes the record of a follow-up question (the API's visibility and target questions),
+    /// asked on the decision's own snapshot; counted with the decision that raised it.
+    pub fn record_follow_up(&self, adapter: &'static str, d: &Decision, method: &str, uri: &str) {
+        self.log(&DecisionRecord::new(adapter, d, method, uri, 0));
+    }
+
+    /// Counts a decision and writes its record.
+    pub fn record(
+        &self,
+        adapter: &'static str,
+        d: &Decision,
+        method: &str,
+        uri: &str,
+        latency: Duration,
+    ) {
+        let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        let r = DecisionRecord::new(adapter, d, method, uri, latency_us);
+        self.metrics
+            .decisions
+            .get_or_create(&DecisionLabels {
+                adapter,
+                outcome: if d.is_allowed() { "allow" } else { "deny" },
+                status: d.status(),
+                reason: d.denial.map_or("policy_allowed", Denial::reason),
+            })
+            .inc();
+        self.metrics.decision_seconds.observe(latency.as_secs_f64());
+        if d.route.is_some() {
+            let result = if d.denial == Some(Denial::GroupsUnavailable) {
+                "error"
+            } else {
+                "ok"
+            };
+            self.metrics
+                .group_lookups
+                .get_or_create(&SourceLabels {
+                    source: self.groups.kind(),
+                    result,
+                })
+                .inc();
+        }
+        self.log(&r);
+    }
+
+    fn log(&self, r: &DecisionRecord) {
+        macro_rules! emit {
+            ($level:ident $(, $extra:ident = $value:expr)?) => {
+                tracing::$level!(
+                    target: record::TARGET,
+                    adapter = r.adapter, user = r.user, groups = r.groups, method = r.method,
+                    path = r.path, action = r.action, resource = r.resource,
+                    decision = r.decision, status = r.status, reason = r.reason,
+                    policies = r.policies, errors = r.errors, snapshot = r.snapshot,
+                    latency_us = r.latency_us, $($extra = $value,)?
+                    "decision"
+                )
+            };
+        }
+        if self.secrets.is_none() {
+            emit!(
+                warn,
+                insecure = "SKIP_HEADER_CHECK=true: the proxy secret is not checked"
+            );
+        } else {
+            emit!(info);
+        }
+    }
+}

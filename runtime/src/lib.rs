@@ -1,0 +1,28 @@
+//! ipm-runtime: what authz and ipm-api share around the policy core: reading configuration,
+//! binding and draining listeners, signals, telemetry and metrics, hot reload, the group
+//! sources (directory, memory and Redis caches), the database pool, and the [`Enforcer`] that
+//! runs the core's pipeline with its lookups filled in.
+
+pub mod clock;
+pub mod config;
+#[cfg(feature = "database")]
+pub mod db;
+#[cfg(feature = "database")]
+pub mod db_entities;
+pub mod enforcer;
+pub mod groups;
+pub mod listen;
+pub mod metrics;
+pub mod reload;
+pub mod service;
+pub mod signals;
+pub mod telemetry;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{ConfigError, ListenAddr};
+pub use enforcer::{DecisionObserver, Enforcer};
+pub use listen::{Listener, serve};
+pub use metrics::Metrics;
+pub use reload::{Reload, Reloader};
+pub use service::{Core, CoreSettings, ServiceHandle, StartError};
+pub use signals::wait_for_signals;

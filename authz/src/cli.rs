@@ -3,7 +3,6 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -53,7 +52,10 @@ pub fn run(command: Command) -> i32 {
         Command::Serve => return EXIT_ERROR,
         Command::Check { dir } => check(dir),
         Command::Explain(args) => explain(&args),
-        Command::Test(args) if args.watch => return watch(&args),
+        Command::Test(args) if args.watch => {
+            let (dir, tests) = args.paths();
+            return crate::tools::watch::watch(&dir, &tests, || test(&args).0);
+        }
         Command::Test(args) => test(&args),
         Command::Diff(args) => diff(&args),
         Command::Fmt(args) => fmt(&args),
@@ -264,61 +266,6 @@ pub fn test(args: &TestArgs) -> (String, i32) {
     }
     let rc = i32::from(report.failed() > 0);
     (crate::tools::test::render(&snapshot, &report), rc)
-}
-
-/// Events that mean a file changed; reading the files ourselves must not count.
-fn is_change(event: &notify::Event) -> bool {
-    use notify::EventKind;
-    use notify::event::ModifyKind;
-    let kind = matches!(
-        event.kind,
-        EventKind::Create(_) | EventKind::Remove(_) | EventKind::Any
-    ) || matches!(event.kind, EventKind::Modify(m) if !matches!(m, ModifyKind::Metadata(_)));
-    let visible = event.paths.iter().any(|p| {
-        p.file_name()
-            .is_some_and(|n| !n.to_string_lossy().starts_with('.'))
-    });
-    kind && visible
-}
-
-/// `authz test --watch`: runs, then runs again after each save, until interrupted.
-pub fn watch(args: &TestArgs) -> i32 {
-    use notify::{RecursiveMode, Watcher};
-    let (dir, tests) = args.paths();
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if res.is_ok_and(|e| is_change(&e)) {
-            let _ = tx.send(());
-        }
-    });
-    let mut watcher = match watcher {
-        Ok(w) => w,
-        Err(e) => {
-            eprintln!("error: cannot watch files: {e}");
-            return EXIT_ERROR;
-        }
-    };
-    for path in [&dir, &tests] {
-        if let Err(e) = watcher.watch(path, RecursiveMode::Recursive) {
-            eprintln!("error: cannot watch `{}`: {e}", path.display());
-            return EXIT_ERROR;
-        }
-    }
-    loop {
-        let (out, _) = test(args);
-        println!("{out}");
-        println!(
-            "watching `{}` and `{}`; Ctrl-C stops",
-            dir.display(),
-            tests.display()
-        );
-        if rx.recv().is_err() {
-            return EXIT_ERROR;
-        }
-        // An editor's save is several events; run once it settles.
-        while rx.recv_timeout(Duration::from_millis(100)).is_ok() {}
-        println!("\n--- files changed: running again ---\n");
-    }
 }
 
 /// The input of `authz diff`.

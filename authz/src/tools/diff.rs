@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use crate::tools::test::{Case, CaseError, CaseSpec, Outcome, evaluate};
 use ipm_policy::groups::GroupIndex;
 use ipm_policy::identity::Email;
+use ipm_policy::record::DecisionRecord;
 use ipm_policy::snapshot::PolicySnapshot;
 use ipm_policy::snapshot::short_hash;
 
@@ -46,15 +47,15 @@ pub fn from_log(text: &str, groups: Option<&GroupIndex>) -> LogReplay {
     let mut out = LogReplay::default();
     let mut index: HashMap<(String, String, String, String), usize> = HashMap::new();
     for line in text.lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+        let Some(record) = DecisionRecord::parse_line(line) else {
             continue;
         };
-        let field = |k: &str| v.get(k).and_then(serde_json::Value::as_str).unwrap_or("");
-        if field("message") != "decision" || !matches!(field("target"), "" | "authz::decision") {
-            continue;
-        }
         out.requests += 1;
-        let (user, method, path) = (field("user"), field("method"), field("path"));
+        let (user, method, path) = (
+            record.user.as_str(),
+            record.method.as_str(),
+            record.path.as_str(),
+        );
         let Ok(email) = user.parse::<Email>() else {
             out.skipped += 1;
             continue;
@@ -65,7 +66,8 @@ pub fn from_log(text: &str, groups: Option<&GroupIndex>) -> LogReplay {
         }
         let member_of: Vec<String> = match groups {
             Some(index) => index.groups(&email).to_vec(),
-            None => field("groups")
+            None => record
+                .groups
                 .split(',')
                 .filter(|g| !g.is_empty())
                 .map(str::to_string)

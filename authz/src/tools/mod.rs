@@ -6,3 +6,4 @@ pub mod diff;
 pub mod explain;
 pub mod fmt;
 pub mod test;
+pub mod watch;

@@ -3,23 +3,24 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use cached::{Cached, LruCache};
 use futures_util::FutureExt;
-use futures_util::future::{BoxFuture, Shared};
 
 use ipm_policy::groups::{GroupError, GroupFuture, GroupSource, Groups};
 use ipm_policy::identity::Email;
 
-use super::CachedGroups;
-use super::directory::{Directory, DirectoryError};
-use super::redis::{Flush, RedisCache, RedisCacheError};
 use crate::clock::Clock;
 use crate::config::{CacheBackend, DirectoryConfig, GroupSourceKind};
+use crate::groups::directory::{Directory, DirectoryError};
+use crate::groups::redis::{Flush, RedisCache, RedisCacheError};
 use crate::metrics::{Metrics, ResultLabels};
-use prometheus_client::metrics::counter::Counter;
+
+mod flight;
+
+use flight::{FlightSlot, Inner, Outcome, fetch, lock};
 
 /// How long memberships are used.
 #[derive(Debug, Clone, Copy)]
@@ -53,78 +54,6 @@ pub enum FlushReach {
     /// This process only: Redis did not take the flush, so other replicas keep their copies
     /// until it does or their entries expire.
     LocalOnly(String),
-}
-
-type Flight = Shared<BoxFuture<'static, Result<Groups, GroupError>>>;
-
-/// How a lookup was answered, for `authz_group_cache_lookups_total`.
-#[derive(Debug, Clone, Copy)]
-enum Outcome {
-    /// Fresh in memory.
-    Hit,
-    /// Started a fetch.
-    Miss,
-    /// Joined a fetch already under way.
-    Coalesced,
-    /// A fetch answered from Redis.
-    SharedHit,
-    /// A fetch failed and the last known value was used.
-    Stale,
-}
-
-impl Outcome {
-    const ALL: [Self; 5] = [
-        Self::Hit,
-        Self::Miss,
-        Self::Coalesced,
-        Self::SharedHit,
-        Self::Stale,
-    ];
-
-    fn label(self) -> &'static str {
-        match self {
-            Self::Hit => "hit",
-            Self::Miss => "miss",
-            Self::Coalesced => "coalesced",
-            Self::SharedHit => "shared_hit",
-            Self::Stale => "stale",
-        }
-    }
-}
-
-struct FlightSlot {
-    id: u64,
-    flight: Flight,
-}
-
-struct Inner {
-    source: Arc<dyn GroupSource>,
-    shared: Option<Arc<RedisCache>>,
-    clock: Arc<dyn Clock>,
-    settings: CacheSettings,
-    local: Mutex<LruCache<Email, CachedGroups>>,
-    flights: Mutex<HashMap<Email, FlightSlot>>,
-    /// Bumped by every flush, under the `local` lock: a fetch that started before a flush
-    /// must not store what it found.
-    generation: AtomicU64,
-    next_flight: AtomicU64,
-    listener: Mutex<Option<tokio::task::AbortHandle>>,
-    /// Resolved once: a hit costs an atomic add, not a label lookup.
-    counters: [Counter; Outcome::ALL.len()],
-    kind: &'static str,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        if let Some(h) = lock(&self.listener).take() {
-            h.abort();
-        }
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // No code panics while holding these locks; if one ever did, the data is still whole.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Group memberships from a slower source, cached. Cheap to clone.
@@ -321,149 +250,6 @@ impl GroupCache {
                 Ok(()) => FlushReach::Shared,
                 Err(e) => FlushReach::LocalOnly(e.to_string()),
             },
-        }
-    }
-}
-
-impl Inner {
-    fn count(&self, outcome: Outcome) {
-        self.counters[outcome as usize].inc();
-    }
-
-    fn is_fresh(&self, entry: &CachedGroups, now: Duration) -> bool {
-        now.saturating_sub(entry.fetched_at) < self.settings.ttl
-    }
-
-    fn fresh_local(&self, user: &Email, now: Duration) -> Option<Groups> {
-        let mut local = lock(&self.local);
-        let entry = local.cache_get(user)?;
-        self.is_fresh(entry, now).then(|| entry.groups.clone())
-    }
-
-    /// Stores what a fetch found, unless a flush happened since it started.
-    fn store(&self, generation: u64, user: &Email, entry: CachedGroups) {
-        let mut local = lock(&self.local);
-        if self.generation.load(Ordering::SeqCst) == generation {
-            local.cache_set(user.clone(), entry);
-        }
-    }
-
-    /// The last known value, however old, unless a flush happened since `generation`.
-    fn last_known(&self, generation: u64, user: &Email) -> Option<CachedGroups> {
-        let mut local = lock(&self.local);
-        if self.generation.load(Ordering::SeqCst) != generation {
-            return None;
-        }
-        local.cache_get(user).cloned()
-    }
-
-    fn flush_local_user(&self, user: &Email) {
-        {
-            let mut local = lock(&self.local);
-            self.generation.fetch_add(1, Ordering::SeqCst);
-            let _ = local.cache_remove(user);
-        }
-        // Later callers must not join a fetch that may carry the old membership.
-        lock(&self.flights).remove(user);
-    }
-
-    fn flush_local_all(&self) {
-        {
-            let mut local = lock(&self.local);
-            self.generation.fetch_add(1, Ordering::SeqCst);
-            local.cache_clear();
-        }
-        lock(&self.flights).clear();
-    }
-}
-
-/// Removes a fetch from the table of fetches in flight when it ends, however it ends.
-struct FlightGuard {
-    inner: Arc<Inner>,
-    user: Email,
-    id: u64,
-}
-
-impl Drop for FlightGuard {
-    fn drop(&mut self) {
-        let mut flights = lock(&self.inner.flights);
-        // A flush may have replaced it with a newer fetch, which stays.
-        if flights.get(&self.user).is_some_and(|s| s.id == self.id) {
-            flights.remove(&self.user);
-        }
-    }
-}
-
-/// One fetch for one user: Redis first when shared, then the source; on failure, the last
-/// known value if it expired at most `stale` ago, else the error.
-async fn fetch(inner: Arc<Inner>, user: Email, id: u64) -> Result<Groups, GroupError> {
-    let _guard = FlightGuard {
-        inner: inner.clone(),
-        user: user.clone(),
-        id,
-    };
-    let generation = inner.generation.load(Ordering::SeqCst);
-    let started = inner.clock.now();
-    let mut tag = None;
-    let mut shared_last = None;
-    if let Some(shared) = &inner.shared {
-        // Errors are counted and logged there; the directory answers instead.
-        if let Ok(read) = shared.get(&user).await {
-            tag = Some(read.tag);
-            if let Some(entry) = read.entry {
-                if inner.is_fresh(&entry, inner.clock.now()) {
-                    let groups = entry.groups.clone();
-                    inner.store(generation, &user, entry);
-                    inner.count(Outcome::SharedHit);
-                    return Ok(groups);
-                }
-                shared_last = Some(entry);
-            }
-        }
-    }
-    match inner.source.groups(&user).await {
-        Ok(groups) => {
-            // Dated from the start of the call: the answer may be older than its arrival.
-            let entry = CachedGroups {
-                groups: groups.clone(),
-                fetched_at: started,
-            };
-            inner.store(generation, &user, entry.clone());
-            if let (Some(shared), Some(tag)) = (&inner.shared, tag) {
-                let shared = shared.clone();
-                tokio::spawn(async move { shared.put(&user, tag, &entry).await });
-            }
-            Ok(groups)
-        }
-        Err(err) => {
-            let grace = inner.settings.stale;
-            if grace.is_zero() {
-                return Err(err);
-            }
-            let now = inner.clock.now();
-            let limit = inner.settings.ttl + grace;
-            let local = inner.last_known(generation, &user);
-            // A flush since the start also voids what Redis said before it.
-            let shared_last =
-                shared_last.filter(|_| inner.generation.load(Ordering::SeqCst) == generation);
-            let last = [local, shared_last]
-                .into_iter()
-                .flatten()
-                .max_by_key(|e| e.fetched_at)
-                .filter(|e| now.saturating_sub(e.fetched_at) <= limit);
-            match last {
-                Some(entry) => {
-                    inner.count(Outcome::Stale);
-                    let age_s = now.saturating_sub(entry.fetched_at).as_secs();
-                    tracing::warn!(
-                        target: "authz::groups",
-                        user = user.as_str(), age_s, error = %err,
-                        "group lookup failed; using the last known groups (stale)"
-                    );
-                    Ok(entry.groups)
-                }
-                None => Err(err),
-            }
         }
     }
 }

@@ -7,14 +7,18 @@ use std::str::FromStr;
 use std::time::SystemTime;
 
 use cedar_policy::{
-    Context, Entities, EntityId, EntityTypeName, EntityUid, PolicyId, PolicySet, Request,
-    RestrictedExpression, Schema, ValidationMode, Validator,
+    Entities, EntityId, EntityTypeName, EntityUid, PolicyId, PolicySet, Schema, ValidationMode,
+    Validator,
 };
 use sha2::{Digest, Sha256};
 
 use crate::diagnostics::Problem;
 use crate::routes::RouteTable;
 use crate::slice::PolicyIndex;
+
+mod problems;
+
+use problems::{check_request_shape, duplicate_id, locate, route_problem};
 
 /// The schema file's name inside the policy directory.
 pub const SCHEMA_FILE: &str = "schema.cedarschema";
@@ -317,41 +321,6 @@ impl PolicySnapshot {
     }
 }
 
-/// Where the `nth` `@id("id")` annotation of a file starts, when it is written plainly.
-fn annotation_offset(text: &str, id: &str, nth: usize) -> Option<usize> {
-    let needle = format!("@{ID_ANNOTATION}(\"{id}\")");
-    text.match_indices(&needle).nth(nth).map(|(i, _)| i)
-}
-
-/// A repeated policy id, pointing at the repeated annotation and naming the first use.
-fn duplicate_id(
-    file: &str,
-    text: &str,
-    id: &str,
-    nth: usize,
-    (first, first_text): (&str, &str),
-) -> Problem {
-    let first_at = annotation_offset(first_text, id, 0)
-        .map(|off| {
-            format!(
-                "{first}:{}",
-                crate::diagnostics::line_col(first_text, off).0
-            )
-        })
-        .unwrap_or_else(|| first.to_string());
-    let message = format!("policy id `{id}` is already used in `{first_at}`");
-    let Some(offset) = annotation_offset(text, id, nth) else {
-        return Problem::whole_file(file, message);
-    };
-    let len = ID_ANNOTATION.len() + id.len() + 5;
-    let diag = miette::MietteDiagnostic::new(message)
-        .with_label(miette::LabeledSpan::at(offset..offset + len, "this id is taken"))
-        .with_help(
-            "ids name policies in decision logs and tests, so each must be unique across files; rename one",
-        );
-    Problem::from_diagnostic(file, text, &diag)
-}
-
 /// The id a policy is known by: its `@id` annotation, else `file.cedar#N`.
 fn stable_id(file: &str, default_id: &PolicyId, annotation: Option<&str>) -> String {
     if let Some(id) = annotation {
@@ -365,103 +334,6 @@ fn stable_id(file: &str, default_id: &PolicyId, annotation: Option<&str>) -> Str
     format!("{file}#{n}")
 }
 
-fn locate(
-    dir: &Path,
-    files: &SourceFiles,
-    file_of_id: &HashMap<PolicyId, String>,
-    id: &PolicyId,
-    diag: &dyn miette::Diagnostic,
-) -> Problem {
-    match file_of_id
-        .get(id)
-        .and_then(|f| files.get(f).map(|t| (f, t)))
-    {
-        Some((file, text)) => {
-            let mut p = Problem::from_diagnostic(&dir.join(file).display().to_string(), text, diag);
-            p.message = format!("policy `{id}`: {}", p.message);
-            p
-        }
-        None => Problem::whole_file(&dir.display().to_string(), format!("policy `{id}`: {diag}")),
-    }
-}
-
-/// A route the schema refuses, pointing at its `action` (or `resource`) line in `routes.toml`,
-/// with the closest declared action when the name looks like a typo.
-fn route_problem(
-    file: &str,
-    text: &str,
-    schema: &Schema,
-    index: usize,
-    spec: &crate::routes::RouteSpec,
-    message: String,
-) -> Problem {
-    let declared: Vec<String> = schema
-        .actions()
-        .map(|a| a.id().unescaped().to_string())
-        .collect();
-    let unknown_action = !declared.contains(&spec.action);
-    let key = if unknown_action { "action" } else { "resource" };
-    // Headers start a line; a comment that mentions one does not count.
-    let block_start = text
-        .match_indices("[[route]]")
-        .filter(|(i, _)| *i == 0 || text.as_bytes().get(i - 1) == Some(&b'\n'))
-        .nth(index)
-        .map(|(i, _)| i);
-    let line = block_start.and_then(|start| {
-        let block = text.get(start..)?;
-        let end = block
-            .get(1..)?
-            .find("[[route]]")
-            .map_or(block.len(), |e| e + 1);
-        let mut offset = start;
-        for line in block.get(..end)?.split_inclusive('\n') {
-            if line.trim_start().starts_with(key) {
-                let indent = line.len() - line.trim_start().len();
-                return Some((offset + indent, line.trim().len()));
-            }
-            offset += line.len();
-        }
-        None
-    });
-    let Some((offset, len)) = line else {
-        return Problem::whole_file(file, message);
-    };
-    let mut diag = miette::MietteDiagnostic::new(message)
-        .with_label(miette::LabeledSpan::at(offset..offset + len, "here"));
-    if unknown_action {
-        let help = match closest(&spec.action, &declared) {
-            Some(near) => format!("did you mean `{near}`?"),
-            None => format!("the schema declares {}", declared.join(", ")),
-        };
-        diag = diag.with_help(help);
-    }
-    Problem::from_diagnostic(file, text, &diag)
-}
-
-/// The candidate nearest to `name` by edit distance, when it is near enough to be a typo.
-fn closest<'a>(name: &str, candidates: &'a [String]) -> Option<&'a str> {
-    fn distance(a: &str, b: &str) -> usize {
-        let b: Vec<char> = b.chars().collect();
-        let mut row: Vec<usize> = (0..=b.len()).collect();
-        for (i, ca) in a.chars().enumerate() {
-            let mut prev = row[0];
-            row[0] = i + 1;
-            for (j, cb) in b.iter().enumerate() {
-                let cur = row[j + 1];
-                row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-                prev = cur;
-            }
-        }
-        row[b.len()]
-    }
-    candidates
-        .iter()
-        .map(|c| (distance(name, c), c))
-        .filter(|(d, _)| *d <= 2.max(name.len() / 4))
-        .min()
-        .map(|(_, c)| c.as_str())
-}
-
 /// Builds `Type::"id"`.
 pub fn entity_uid(entity_type: &str, id: &str) -> Result<EntityUid, String> {
     let ty = EntityTypeName::from_str(entity_type)
@@ -469,28 +341,50 @@ pub fn entity_uid(entity_type: &str, id: &str) -> Result<EntityUid, String> {
     Ok(EntityUid::from_type_name_and_id(ty, EntityId::new(id)))
 }
 
-/// Checks, at load time, that the schema declares `action` for a `User` acting on a resource
-/// of type `resource_type` with the request context.
-fn check_request_shape(schema: &Schema, action: &str, resource_type: &str) -> Result<(), String> {
-    let action = entity_uid("Action", action)?;
-    let principal = entity_uid("User", "probe@example.com")?;
-    let resource = entity_uid(resource_type, "probe")?;
-    let ctx = Context::from_pairs([
-        (
-            "method".to_string(),
-            RestrictedExpression::new_string("GET".into()),
-        ),
-        (
-            "path".to_string(),
-            RestrictedExpression::new_string("/".into()),
-        ),
-    ])
-    .map_err(|e| e.to_string())?;
-    Request::new(principal, action, resource, ctx, Some(schema)).map_err(|e| e.to_string())?;
-    Ok(())
-}
-
 /// The first 12 hex digits of a snapshot's hash: enough to tell sets apart in logs.
 pub fn short_hash(hash: &str) -> &str {
     hash.get(..12).unwrap_or(hash)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn shipped() -> SourceFiles {
+        read_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies")).unwrap()
+    }
+
+    fn load_with_routes(edit: impl Fn(&str) -> String) -> Result<PolicySnapshot, LoadError> {
+        let mut files = shipped();
+        let routes = files.get(ROUTES_FILE).cloned().unwrap_or_default();
+        files.insert(ROUTES_FILE.into(), edit(&routes));
+        PolicySnapshot::from_sources(Path::new("policies"), files)
+    }
+
+    #[test]
+    fn visibility_and_targets_are_read_and_checked_against_the_schema() {
+        let s = load_with_routes(str::to_string).unwrap();
+        assert_eq!(s.routes.visibility("Project"), Some("ReadProject"));
+        assert_eq!(s.routes.visibility("Image"), Some("ReadImage"));
+        assert_eq!(s.routes.visibility("Group"), None);
+
+        let e = load_with_routes(|r| {
+            r.replace("Project = \"ReadProject\"", "Project = \"ReadProjekt\"")
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("[visibility] `Project"), "{e}");
+        let e =
+            load_with_routes(|r| r.replace("Image = \"ReadImage\"", "Image = \"ListProjects\""))
+                .unwrap_err();
+        assert!(e.to_string().contains("[visibility] `Image"), "{e}");
+        let e = load_with_routes(|r| {
+            r.replace(
+                "target = { action = \"CreateProjectInGroup\", type = \"Group\" }",
+                "target = { action = \"CreateProjectInGroup\", type = \"Project\" }",
+            )
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("target"), "{e}");
+    }
 }

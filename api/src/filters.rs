@@ -10,12 +10,14 @@ use warp::http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, HeaderName, HeaderValue, REFERRER_POLICY,
     STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
-use warp::http::{HeaderMap, Method, Response};
+use warp::http::{HeaderMap, Method};
 use warp::hyper::body::{Buf, Bytes};
 
 use crate::access::RequestMeta;
 use crate::error::ApiError;
 use crate::handlers::{self, ApiState};
+use crate::projects;
+use crate::reply::{Reply, error_response};
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: u64 = 64 * 1024;
@@ -86,7 +88,7 @@ pub const API_ROUTES: &[ApiRoute] = &[
 
 /// The response headers every reply carries, errors included.
 #[derive(Debug, Clone)]
-pub struct SecurityHeaders(HeaderMap);
+pub(crate) struct SecurityHeaders(HeaderMap);
 
 impl SecurityHeaders {
     /// `csp` must be a valid header value (the configuration checks it).
@@ -143,7 +145,7 @@ pub(crate) fn request_meta() -> impl Filter<Extract = (RequestMeta,), Error = In
         )
 }
 
-fn get_or_head() -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+pub(crate) fn get_or_head() -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
     warp::get().or(warp::head()).unify()
 }
 
@@ -196,7 +198,7 @@ where
 
 /// Every rejection becomes a JSON error; a rejection never reaches a handler, so nothing
 /// here can answer 2xx.
-pub async fn recover(rejection: warp::Rejection) -> Result<Response<Bytes>, Infallible> {
+pub(crate) async fn recover(rejection: warp::Rejection) -> Result<Reply, Infallible> {
     let e = if rejection.find::<BodyTooLarge>().is_some() {
         ApiError::PayloadTooLarge
     } else if rejection.is_not_found() {
@@ -206,11 +208,11 @@ pub async fn recover(rejection: warp::Rejection) -> Result<Response<Bytes>, Infa
     } else {
         ApiError::invalid_param("request", "the request is malformed")
     };
-    Ok(handlers::error_response(&e))
+    Ok(error_response(&e))
 }
 
 /// All of the API's routes, with the security headers and an access log line per request.
-pub fn routes(
+pub(crate) fn routes(
     state: ApiState,
     security: SecurityHeaders,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = Infallible> + Clone {
@@ -220,29 +222,29 @@ pub fn routes(
         .and(get_or_head())
         .and(request_meta())
         .and(with_state(state.clone()))
-        .then(handlers::list_projects);
+        .then(projects::list_projects);
     let create = projects()
         .and(warp::post())
         .and(request_meta())
         .and(body())
         .and(with_state(state.clone()))
-        .then(handlers::create_project);
+        .then(projects::create_project);
     let get = project()
         .and(get_or_head())
         .and(request_meta())
         .and(with_state(state.clone()))
-        .then(handlers::get_project);
+        .then(projects::get_project);
     let update = project()
         .and(warp::patch())
         .and(request_meta())
         .and(body())
         .and(with_state(state.clone()))
-        .then(handlers::update_project);
+        .then(projects::update_project);
     let delete = project()
         .and(warp::delete())
         .and(request_meta())
         .and(with_state(state.clone()))
-        .then(handlers::delete_project);
+        .then(projects::delete_project);
     let openapi = warp::path!("api" / "openapi.json")
         .and(get_or_head())
         .and(request_meta())
@@ -281,14 +283,14 @@ pub fn routes(
         .unify()
         .or(readyz)
         .unify()
-        // Image downloads stream, so their replies have another body type: no `unify`.
         .or(images)
+        .unify()
         .recover(recover)
         .with(warp::reply::with::headers(headers))
         .with(log)
 }
 
 /// A header name the configuration gave, checked once at start.
-pub fn header_name(var: &'static str, name: &str) -> Result<HeaderName, String> {
+pub(crate) fn header_name(var: &'static str, name: &str) -> Result<HeaderName, String> {
     HeaderName::from_bytes(name.as_bytes()).map_err(|e| format!("{var}: `{name}`: {e}"))
 }

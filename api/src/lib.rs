@@ -6,20 +6,22 @@
 //! (routes), `upload` (streaming into `storage`), `sniff`, `filename`, `image_store` (rows),
 //! `gc` (what a crash leaves behind).
 
-pub mod access;
+mod access;
 pub mod config;
 pub mod db;
 pub mod error;
-pub mod filename;
+mod filename;
 pub mod filters;
 pub mod gc;
-pub mod handlers;
+mod handlers;
 pub mod image_config;
 pub mod image_store;
-pub mod images;
+mod images;
 pub mod models;
-pub mod openapi;
+mod openapi;
+mod projects;
+mod reply;
 pub mod server;
-pub mod sniff;
+mod sniff;
 pub mod storage;
-pub mod upload;
+mod upload;

@@ -64,6 +64,15 @@ pub struct Caller {
     pub route: RouteMatch,
 }
 
+/// One line in the audit log: the caller's user, then the fields and the message as
+/// `tracing::info!` takes them.
+macro_rules! audit {
+    ($caller:expr, $($fields:tt)+) => {
+        tracing::info!(target: "ipm_api::audit", user = $caller.user.as_str(), $($fields)+)
+    };
+}
+pub(crate) use audit;
+
 /// The header names the API reads, parsed once at start.
 #[derive(Debug, Clone)]
 pub struct HeaderNames {

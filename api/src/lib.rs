@@ -1,10 +1,20 @@
 //! ipm-api: the Image Project Manager API. Projects belong to groups; every `/api` request is
 //! authorized in-process by authz's enforcer against the same Cedar policies as the proxy.
 //!
-//! `filters` translate HTTP, `handlers` act, `models` hold data, `db` stores it, `access` is
-//! the enforcement point and `error` the one map from failures to statuses. Images: `images`
-//! (routes), `upload` (streaming into `storage`), `sniff`, `filename`, `image_store` (rows),
-//! `gc` (what a crash leaves behind).
+//! - `server` starts and stops it; `config` and `image_config` read its settings.
+//! - `filters` translate HTTP into handler calls (the image routes in `images::routes`), and
+//!   one `recover` turns every rejection into a JSON error.
+//! - Handlers act: `projects`; `images` (`handlers` for list, metadata and delete, `upload`,
+//!   `download`); `handlers` for the state they share and the service routes. All answer
+//!   through `reply`: JSON, errors, path ids, query structs, cursor pagination.
+//! - `access` is the enforcement point, `error` the one map from failures to statuses.
+//! - `models` hold project data and `db` stores it; `image_store` stores image rows.
+//! - Image bytes: `upload` streams them into `storage` (a local folder or S3), `sniff` judges
+//!   them from their content, `filename` cleans their names; `gc` removes what a crash leaves.
+//! - `openapi` is the document `/api/openapi.json` serves.
+//!
+//! Public are the modules the binary, the tests and the benchmarks use, and those whose types
+//! they meet through them (`models` and `error`, through `db`).
 
 mod access;
 pub mod config;

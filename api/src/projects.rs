@@ -6,7 +6,7 @@ use serde::Deserialize;
 use warp::http::StatusCode;
 use warp::hyper::body::Bytes;
 
-use crate::access::RequestMeta;
+use crate::access::{RequestMeta, audit};
 use crate::db::DbError;
 use crate::error::ApiError;
 use crate::handlers::{ApiState, parse_json};
@@ -82,9 +82,8 @@ pub async fn create_project(meta: RequestMeta, body: Bytes, s: ApiState) -> Repl
                 return Err(ApiError::GroupForbidden);
             }
             let project = s.db.insert(&new).await.map_err(project_db_error)?;
-            tracing::info!(
-                target: "ipm_api::audit",
-                user = caller.user.as_str(),
+            audit!(
+                caller,
                 project = %project.id,
                 group = %project.meta_group_id,
                 "project created"
@@ -124,9 +123,8 @@ pub async fn update_project(id: String, meta: RequestMeta, body: Bytes, s: ApiSt
                     .await
                     .map_err(project_db_error)?
                     .ok_or(ApiError::ProjectNotFound)?;
-            tracing::info!(
-                target: "ipm_api::audit",
-                user = caller.user.as_str(),
+            audit!(
+                caller,
                 project = %project.id,
                 "project updated"
             );
@@ -153,9 +151,8 @@ pub async fn delete_project(id: String, meta: RequestMeta, s: ApiState) -> Reply
                 return Err(ApiError::ProjectNotFound);
             }
             crate::images::remove_objects(&s.images, &objects).await;
-            tracing::info!(
-                target: "ipm_api::audit",
-                user = caller.user.as_str(),
+            audit!(
+                caller,
                 project = %id,
                 "project deleted"
             );

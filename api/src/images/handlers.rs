@@ -5,7 +5,7 @@ use serde::Deserialize;
 use warp::http::StatusCode;
 
 use super::{existing_project, image_row};
-use crate::access::RequestMeta;
+use crate::access::{RequestMeta, audit};
 use crate::error::ApiError;
 use crate::handlers::ApiState;
 use crate::image_store::{DeleteError, ImagePage};
@@ -81,9 +81,8 @@ pub(super) async fn delete_image(id: String, meta: RequestMeta, s: ApiState) -> 
                 Err(DeleteError::Db(e)) => return Err(db_error(e)),
                 Err(DeleteError::Object(e)) => return Err(storage_error(e)),
             };
-            tracing::info!(
-                target: "ipm_api::audit",
-                user = caller.user.as_str(),
+            audit!(
+                caller,
                 image = %image.id,
                 project = %image.project_id,
                 "image deleted"

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use warp::http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 
 use super::existing_project;
-use crate::access::{Caller, RequestMeta};
+use crate::access::{Caller, RequestMeta, audit};
 use crate::error::ApiError;
 use crate::filename::{DEFAULT_FILENAME, clean_filename};
 use crate::handlers::ApiState;
@@ -197,9 +197,8 @@ where
     };
     match images.store.insert(&image).await {
         Ok(row) => {
-            tracing::info!(
-                target: "ipm_api::audit",
-                user = caller.user.as_str(),
+            audit!(
+                caller,
                 project = %project,
                 image = %row.id,
                 size = row.size_bytes,

@@ -15,8 +15,6 @@ use super::{
 
 mod staging;
 
-use staging::LocalWriter;
-
 /// Bytes read from disk per chunk of a download: large reads, few thread hand-offs.
 const READ_BLOCK: usize = 1 << 20;
 
@@ -105,10 +103,7 @@ impl Storage for LocalStorage {
             Uuid::now_v7().simple()
         ));
         let dest = self.path(key);
-        Box::pin(async move {
-            let writer = LocalWriter::create(tmp, dest).await?;
-            Ok(Box::new(writer) as Box<dyn ObjectWriter>)
-        })
+        Box::pin(staging::create(tmp, dest))
     }
 
     fn read<'a>(

@@ -44,8 +44,31 @@ pub(super) fn own_file(tmp: &Path, item: &Incomplete) -> Result<PathBuf, Storage
     }
 }
 
+/// Starts an upload: creates the temporary file `tmp`, to become `dest` in `finish`.
+pub(super) async fn create(
+    tmp: PathBuf,
+    dest: PathBuf,
+) -> Result<Box<dyn ObjectWriter>, StorageError> {
+    let path = tmp.clone();
+    let file = blocking(move || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| unavailable("cannot create", &path, &e))
+    })
+    .await?;
+    Ok(Box::new(LocalWriter {
+        file: Some(file),
+        block: Vec::with_capacity(WRITE_BLOCK),
+        tmp,
+        dest,
+        done: false,
+    }))
+}
+
 /// An upload in progress: a temporary file that only becomes the object in `finish`.
-pub(super) struct LocalWriter {
+struct LocalWriter {
     /// Away while a block is being written on the blocking pool.
     file: Option<std::fs::File>,
     block: Vec<u8>,
@@ -56,26 +79,6 @@ pub(super) struct LocalWriter {
 }
 
 impl LocalWriter {
-    /// Creates the temporary file `tmp`, to become `dest`.
-    pub(super) async fn create(tmp: PathBuf, dest: PathBuf) -> Result<Self, StorageError> {
-        let path = tmp.clone();
-        let file = blocking(move || {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-                .map_err(|e| unavailable("cannot create", &path, &e))
-        })
-        .await?;
-        Ok(Self {
-            file: Some(file),
-            block: Vec::with_capacity(WRITE_BLOCK),
-            tmp,
-            dest,
-            done: false,
-        })
-    }
-
     /// Writes `data` on the blocking pool.
     async fn write_out(&mut self, data: Bytes) -> Result<(), StorageError> {
         let Some(mut file) = self.file.take() else {

@@ -133,10 +133,10 @@ impl Storage for S3Storage {
         &'a self,
         key: &'a ObjectKey,
     ) -> BoxFuture<'a, Result<Box<dyn ObjectWriter>, StorageError>> {
-        Box::pin(async move {
-            let writer = S3Writer::new(self.client.clone(), self.bucket.clone(), self.object(key));
-            Ok(Box::new(writer) as Box<dyn ObjectWriter>)
-        })
+        let writer = S3Writer::new(self.client.clone(), self.bucket.clone(), self.object(key));
+        Box::pin(std::future::ready(Ok(
+            Box::new(writer) as Box<dyn ObjectWriter>
+        )))
     }
 
     fn read<'a>(

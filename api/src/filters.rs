@@ -216,14 +216,14 @@ pub(crate) fn routes(
     state: ApiState,
     security: SecurityHeaders,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = Infallible> + Clone {
-    let projects = || warp::path!("api" / "projects");
+    let collection = || warp::path!("api" / "projects");
     let project = || warp::path!("api" / "projects" / String);
-    let list = projects()
+    let list = collection()
         .and(get_or_head())
         .and(request_meta())
         .and(with_state(state.clone()))
         .then(projects::list_projects);
-    let create = projects()
+    let create = collection()
         .and(warp::post())
         .and(request_meta())
         .and(body())

@@ -10,7 +10,6 @@ use ipm_policy::groups::Groups;
 use ipm_policy::identity::Email;
 use ipm_policy::pipeline::Decision;
 use ipm_policy::request::{AuthzRequest, HeaderField};
-use ipm_policy::routes::RouteMatch;
 use ipm_runtime::enforcer::Enforcer;
 use warp::http::header::{HeaderName, HeaderValue};
 use warp::http::{HeaderMap, Method};
@@ -39,10 +38,6 @@ pub struct RequestMeta {
 }
 
 impl RequestMeta {
-    pub fn path(&self) -> &str {
-        self.uri.split(['?', '#']).next().unwrap_or_default()
-    }
-
     pub fn query(&self) -> &str {
         self.uri
             .split_once('?')
@@ -55,9 +50,17 @@ impl RequestMeta {
 pub struct Caller {
     pub user: Email,
     pub groups: Groups,
-    pub route: RouteMatch,
     decision: Decision,
 }
+
+/// One line in the audit log: the caller's user, then the fields and the message as
+/// `tracing::info!` takes them.
+macro_rules! audit {
+    ($caller:expr, $($fields:tt)+) => {
+        tracing::info!(target: "ipm_api::audit", user = $caller.user.as_str(), $($fields)+)
+    };
+}
+pub(crate) use audit;
 
 /// The header names the API reads, parsed once at start.
 #[derive(Debug, Clone)]
@@ -117,11 +120,10 @@ impl Access {
         };
         let d = self.enforcer.authorize(&req, ADAPTER).await;
         let Some(denial) = d.denial else {
-            return match (d.user.clone(), d.route.clone()) {
-                (Some(user), Some(route)) => Ok(Caller {
+            return match (d.user.clone(), &d.route) {
+                (Some(user), Some(_)) => Ok(Caller {
                     user,
                     groups: d.groups.clone(),
-                    route,
                     decision: d,
                 }),
                 // An allow always carries both; never serve without them.

@@ -5,17 +5,19 @@ use std::convert::Infallible;
 
 use futures_util::StreamExt;
 use warp::Filter;
-use warp::filters::path::FullPath;
+use warp::http::HeaderMap;
 use warp::http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY, HeaderName, HeaderValue, REFERRER_POLICY,
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, HeaderValue, REFERRER_POLICY,
     STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
-use warp::http::{HeaderMap, Method, Response};
 use warp::hyper::body::{Buf, Bytes};
 
-use crate::access::RequestMeta;
 use crate::error::ApiError;
-use crate::handlers::{self, ApiState};
+use crate::extract::{get_or_head, request_meta, with_state};
+use crate::handlers;
+use crate::projects;
+use crate::reply::{Reply, error_response};
+use crate::state::ApiState;
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: u64 = 64 * 1024;
@@ -86,7 +88,7 @@ pub const API_ROUTES: &[ApiRoute] = &[
 
 /// The response headers every reply carries, errors included.
 #[derive(Debug, Clone)]
-pub struct SecurityHeaders(HeaderMap);
+pub(crate) struct SecurityHeaders(HeaderMap);
 
 impl SecurityHeaders {
     /// `csp` must be a valid header value (the configuration checks it).
@@ -108,43 +110,6 @@ impl SecurityHeaders {
         h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         Ok(Self(h))
     }
-}
-
-pub(crate) fn with_state(
-    state: ApiState,
-) -> impl Filter<Extract = (ApiState,), Error = Infallible> + Clone {
-    warp::any().map(move || state.clone())
-}
-
-/// The request as the enforcer needs it: method, path with query, headers, peer.
-pub(crate) fn request_meta() -> impl Filter<Extract = (RequestMeta,), Error = Infallible> + Clone {
-    let query = warp::query::raw()
-        .map(Some)
-        .or(warp::any().map(|| None))
-        .unify();
-    warp::method()
-        .and(warp::path::full())
-        .and(query)
-        .and(warp::header::headers_cloned())
-        .and(warp::addr::remote())
-        .map(
-            |method: Method, path: FullPath, query: Option<String>, headers, remote| {
-                let uri = match query {
-                    Some(q) => format!("{}?{q}", path.as_str()),
-                    None => path.as_str().to_string(),
-                };
-                RequestMeta {
-                    method,
-                    uri,
-                    headers,
-                    remote,
-                }
-            },
-        )
-}
-
-fn get_or_head() -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
-    warp::get().or(warp::head()).unify()
 }
 
 /// A body over `MAX_BODY_BYTES`, by its `Content-Length` or as it streams in.
@@ -196,7 +161,7 @@ where
 
 /// Every rejection becomes a JSON error; a rejection never reaches a handler, so nothing
 /// here can answer 2xx.
-pub async fn recover(rejection: warp::Rejection) -> Result<Response<Bytes>, Infallible> {
+pub(crate) async fn recover(rejection: warp::Rejection) -> Result<Reply, Infallible> {
     let e = if rejection.find::<BodyTooLarge>().is_some() {
         ApiError::PayloadTooLarge
     } else if rejection.is_not_found() {
@@ -206,43 +171,43 @@ pub async fn recover(rejection: warp::Rejection) -> Result<Response<Bytes>, Infa
     } else {
         ApiError::invalid_param("request", "the request is malformed")
     };
-    Ok(handlers::error_response(&e))
+    Ok(error_response(&e))
 }
 
 /// All of the API's routes, with the security headers and an access log line per request.
-pub fn routes(
+pub(crate) fn routes(
     state: ApiState,
     security: SecurityHeaders,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = Infallible> + Clone {
-    let projects = || warp::path!("api" / "projects");
+    let collection = || warp::path!("api" / "projects");
     let project = || warp::path!("api" / "projects" / String);
-    let list = projects()
+    let list = collection()
         .and(get_or_head())
         .and(request_meta())
         .and(with_state(state.clone()))
-        .then(handlers::list_projects);
-    let create = projects()
+        .then(projects::list_projects);
+    let create = collection()
         .and(warp::post())
         .and(request_meta())
         .and(body())
         .and(with_state(state.clone()))
-        .then(handlers::create_project);
+        .then(projects::create_project);
     let get = project()
         .and(get_or_head())
         .and(request_meta())
         .and(with_state(state.clone()))
-        .then(handlers::get_project);
+        .then(projects::get_project);
     let update = project()
         .and(warp::patch())
         .and(request_meta())
         .and(body())
         .and(with_state(state.clone()))
-        .then(handlers::update_project);
+        .then(projects::update_project);
     let delete = project()
         .and(warp::delete())
         .and(request_meta())
         .and(with_state(state.clone()))
-        .then(handlers::delete_project);
+        .then(projects::delete_project);
     let openapi = warp::path!("api" / "openapi.json")
         .and(get_or_head())
         .and(request_meta())
@@ -281,14 +246,9 @@ pub fn routes(
         .unify()
         .or(readyz)
         .unify()
-        // Image downloads stream, so their replies have another body type: no `unify`.
         .or(images)
+        .unify()
         .recover(recover)
         .with(warp::reply::with::headers(headers))
         .with(log)
-}
-
-/// A header name the configuration gave, checked once at start.
-pub fn header_name(var: &'static str, name: &str) -> Result<HeaderName, String> {
-    HeaderName::from_bytes(name.as_bytes()).map_err(|e| format!("{var}: `{name}`: {e}"))
 }

@@ -1,25 +1,40 @@
 //! ipm-api: the Image Project Manager API. Projects belong to groups; every `/api` request is
-//! authorized in-process by authz's enforcer against the same Cedar policies as the proxy.
+//! authorized in-process by the shared enforcer (`ipm-runtime`) against the same Cedar policies
+//! as the proxy.
 //!
-//! `filters` translate HTTP, `handlers` act, `models` hold data, `db` stores it, `access` is
-//! the enforcement point and `error` the one map from failures to statuses. Images: `images`
-//! (routes), `upload` (streaming into `storage`), `sniff`, `filename`, `image_store` (rows),
-//! `gc` (what a crash leaves behind).
+//! - `server` starts and stops it; `config` and `image_config` read its settings.
+//! - `filters` translate HTTP into handler calls (the image routes in `images::routes`), built
+//!   from the filters in `extract`, and one `recover` turns every rejection into a JSON error.
+//! - Handlers act on `state`, what they all share: `projects`; `images` (`handlers` for list,
+//!   metadata and delete, `upload`, `download`); `handlers` for JSON bodies and the service
+//!   routes. All answer through `reply`: JSON, errors, path ids, query structs, pagination.
+//! - `access` is the enforcement point, `error` the one map from failures to statuses.
+//! - `models` hold project data and `db` stores it; `image_store` stores image rows.
+//! - Image bytes: `upload` streams them into `storage` (a local folder or S3), `sniff` judges
+//!   them from their content, `filename` cleans their names; `gc` removes what a crash leaves.
+//! - `openapi` is the document `/api/openapi.json` serves.
+//!
+//! Public are the modules the binary, the tests and the benchmarks use, and those whose types
+//! they meet through them (`models` and `error`, through `db`).
 
-pub mod access;
+mod access;
 pub mod config;
 pub mod db;
 pub mod error;
-pub mod filename;
+mod extract;
+mod filename;
 pub mod filters;
 pub mod gc;
-pub mod handlers;
+mod handlers;
 pub mod image_config;
 pub mod image_store;
-pub mod images;
+mod images;
 pub mod models;
-pub mod openapi;
+mod openapi;
+mod projects;
+mod reply;
 pub mod server;
-pub mod sniff;
+mod sniff;
+mod state;
 pub mod storage;
-pub mod upload;
+mod upload;

@@ -16,9 +16,8 @@ use crate::access::{Access, HeaderNames};
 use crate::config::{Config, DbSettings};
 use crate::db::{Db, DbError};
 use crate::filters::{SecurityHeaders, routes};
-use crate::handlers::ApiState;
 use crate::image_store::ImageStore;
-use crate::images::Images;
+use crate::state::{ApiState, Images};
 
 const LISTEN: &str = "API_LISTEN";
 

@@ -1,16 +1,15 @@
 //! What an upload is, judged from its bytes (never from the filename or the client's claimed
 //! type), and its width and height read from the header without decoding the image.
 
+mod svg;
+mod tiff;
+
 /// Bytes looked at to decide the type: every signature, and an SVG's prologue.
 pub const SNIFF_BYTES: usize = 4096;
 /// The window dimensions are read from. A JPEG's size follows its metadata segments (EXIF,
 /// ICC profiles), which rarely reach this far; a TIFF's directory may sit anywhere and is
 /// captured separately as it streams by.
 pub const HEAD_BYTES: usize = 1 << 20;
-/// TIFF directory entries kept: tags are sorted, and width (256) and height (257) come first
-/// after at most a few lower tags.
-const TIFF_ENTRIES: usize = 32;
-const TIFF_WINDOW: usize = 2 + 12 * TIFF_ENTRIES;
 
 /// The image types the API accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +64,7 @@ pub fn sniff(head: &[u8]) -> Option<ImageType> {
         Some(ImageType::Tiff)
     } else if is_avif(head) {
         Some(ImageType::Avif)
-    } else if is_svg(head) {
+    } else if svg::is_svg(head) {
         Some(ImageType::Svg)
     } else {
         None
@@ -92,48 +91,6 @@ fn is_avif(head: &[u8]) -> bool {
             .is_some_and(|brands| brands.chunks_exact(4).any(brand))
 }
 
-/// An XML document whose root element is `<svg`, after an optional BOM, XML declaration,
-/// comments and doctype.
-fn is_svg(head: &[u8]) -> bool {
-    let mut rest = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(head);
-    loop {
-        rest = trim_start(rest);
-        let next = if rest.starts_with(b"<?") {
-            skip_to(rest, b"?>")
-        } else if rest.starts_with(b"<!--") {
-            skip_to(rest, b"-->")
-        } else if rest.starts_with(b"<!") {
-            skip_to(rest, b">")
-        } else {
-            let tag = rest.get(..4).map(|t| t.to_ascii_lowercase());
-            let after = rest.get(4).copied();
-            return tag.as_deref() == Some(b"<svg")
-                && after.is_none_or(|c| c.is_ascii_whitespace() || c == b'>' || c == b'/');
-        };
-        match next {
-            Some(n) => rest = n,
-            None => return false,
-        }
-    }
-}
-
-/// What follows the first `end` in `from`.
-fn skip_to<'a>(from: &'a [u8], end: &[u8]) -> Option<&'a [u8]> {
-    from.windows(end.len())
-        .position(|w| w == end)
-        .map(|i| &from[i + end.len()..])
-}
-
-fn trim_start(mut s: &[u8]) -> &[u8] {
-    while let Some((first, rest)) = s.split_first() {
-        if !first.is_ascii_whitespace() {
-            break;
-        }
-        s = rest;
-    }
-    s
-}
-
 /// Collects what dimensions are read from while an upload streams through: the first
 /// `HEAD_BYTES`, and for a TIFF the directory its header points at. Memory stays bounded.
 #[derive(Debug)]
@@ -142,8 +99,7 @@ pub struct HeaderProbe {
     head: Vec<u8>,
     /// Bytes seen so far.
     offset: u64,
-    /// A TIFF's first directory, when it lies past the head: its offset and bytes.
-    tiff_ifd: Option<(u64, Vec<u8>)>,
+    tiff: tiff::DirectoryCapture,
 }
 
 impl HeaderProbe {
@@ -152,7 +108,7 @@ impl HeaderProbe {
             kind,
             head: Vec::new(),
             offset: 0,
-            tiff_ifd: None,
+            tiff: tiff::DirectoryCapture::default(),
         }
     }
 
@@ -164,28 +120,8 @@ impl HeaderProbe {
             let take = (HEAD_BYTES - self.head.len()).min(chunk.len());
             self.head.extend_from_slice(&chunk[..take]);
         }
-        if self.kind != ImageType::Tiff {
-            return;
-        }
-        if self.tiff_ifd.is_none()
-            && let Some((_, ifd)) = tiff_header(&self.head)
-            && ifd + TIFF_WINDOW as u64 > HEAD_BYTES as u64
-        {
-            self.tiff_ifd = Some((ifd, Vec::new()));
-        }
-        if let Some((ifd, window)) = &mut self.tiff_ifd {
-            let want_from = *ifd + window.len() as u64;
-            let want_to = *ifd + TIFF_WINDOW as u64;
-            let from = want_from.max(start);
-            let to = want_to.min(self.offset);
-            // Bytes are captured only in order, from the directory's start.
-            if from == want_from && from < to {
-                let lo = usize::try_from(from - start).unwrap_or(usize::MAX);
-                let hi = usize::try_from(to - start).unwrap_or(usize::MAX);
-                if let Some(bytes) = chunk.get(lo..hi) {
-                    window.extend_from_slice(bytes);
-                }
-            }
+        if self.kind == ImageType::Tiff {
+            self.tiff.feed(&self.head, start, chunk);
         }
     }
 
@@ -194,8 +130,8 @@ impl HeaderProbe {
     /// `viewBox` has none either, which is allowed.
     pub fn dimensions(&self) -> Option<Dimensions> {
         let dims = match self.kind {
-            ImageType::Tiff => self.tiff_dimensions(),
-            ImageType::Svg => svg_dimensions(&self.head),
+            ImageType::Tiff => self.tiff.dimensions(&self.head),
+            ImageType::Svg => svg::dimensions(&self.head),
             _ => imagesize::blob_size(&self.head).ok().and_then(|s| {
                 Some(Dimensions {
                     width: u32::try_from(s.width).ok()?,
@@ -204,118 +140,6 @@ impl HeaderProbe {
             }),
         }?;
         (dims.width > 0 && dims.height > 0).then_some(dims)
-    }
-
-    fn tiff_dimensions(&self) -> Option<Dimensions> {
-        let (big_endian, ifd) = tiff_header(&self.head)?;
-        let dir: &[u8] = match &self.tiff_ifd {
-            Some((_, window)) => window,
-            None => self.head.get(usize::try_from(ifd).ok()?..)?,
-        };
-        tiff_ifd_dimensions(dir, big_endian)
-    }
-}
-
-/// Byte order and the first directory's offset of a (classic, not Big) TIFF.
-fn tiff_header(head: &[u8]) -> Option<(bool, u64)> {
-    let big_endian = match head.get(..4)? {
-        b"II*\0" => false,
-        b"MM\0*" => true,
-        _ => return None,
-    };
-    let offset = read_u32(head.get(4..8)?, big_endian);
-    Some((big_endian, u64::from(offset)))
-}
-
-fn read_u16(b: &[u8], big_endian: bool) -> u16 {
-    let pair = [b[0], b[1]];
-    if big_endian {
-        u16::from_be_bytes(pair)
-    } else {
-        u16::from_le_bytes(pair)
-    }
-}
-
-fn read_u32(b: &[u8], big_endian: bool) -> u32 {
-    let quad = [b[0], b[1], b[2], b[3]];
-    if big_endian {
-        u32::from_be_bytes(quad)
-    } else {
-        u32::from_le_bytes(quad)
-    }
-}
-
-/// ImageWidth (256) and ImageLength (257) from a directory: SHORT or LONG values, which
-/// always fit in the entry itself.
-fn tiff_ifd_dimensions(dir: &[u8], big_endian: bool) -> Option<Dimensions> {
-    let count = usize::from(read_u16(dir.get(..2)?, big_endian)).min(TIFF_ENTRIES);
-    let (mut width, mut height) = (None, None);
-    for entry in dir.get(2..)?.chunks_exact(12).take(count) {
-        let tag = read_u16(&entry[0..2], big_endian);
-        let value = match read_u16(&entry[2..4], big_endian) {
-            3 => u32::from(read_u16(&entry[8..10], big_endian)),
-            4 => read_u32(&entry[8..12], big_endian),
-            _ => continue,
-        };
-        match tag {
-            256 => width = Some(value),
-            257 => height = Some(value),
-            _ => {}
-        }
-    }
-    Some(Dimensions {
-        width: width?,
-        height: height?,
-    })
-}
-
-/// `width` and `height` of the root `<svg>` when they are plain numbers (or pixels), else
-/// the size of its `viewBox`.
-fn svg_dimensions(head: &[u8]) -> Option<Dimensions> {
-    let text = String::from_utf8_lossy(&head[..SNIFF_BYTES.min(head.len())]);
-    let start = text.find("<svg")?;
-    let tag = &text[start..start + text[start..].find('>')?];
-    let attr = |name: &str| {
-        let mut rest = tag;
-        while let Some(i) = rest.find(name) {
-            let before = rest[..i].chars().last();
-            let after = &rest[i + name.len()..];
-            rest = after;
-            if !before.is_some_and(char::is_whitespace) {
-                continue;
-            }
-            let after = after.trim_start().strip_prefix('=')?.trim_start();
-            let quote = after.chars().next().filter(|c| *c == '"' || *c == '\'')?;
-            let value = &after[1..];
-            return value.find(quote).map(|end| &value[..end]);
-        }
-        None
-    };
-    let number = |v: &str| -> Option<u32> {
-        let v = v.trim();
-        let v = v.strip_suffix("px").unwrap_or(v);
-        let n: f64 = v.parse().ok()?;
-        (n.is_finite() && n > 0.0 && n < f64::from(u32::MAX)).then(|| n.round() as u32)
-    };
-    if let (Some(w), Some(h)) = (
-        attr("width").and_then(number),
-        attr("height").and_then(number),
-    ) {
-        return Some(Dimensions {
-            width: w,
-            height: h,
-        });
-    }
-    let view: Vec<&str> = attr("viewBox")?
-        .split(|c: char| c.is_whitespace() || c == ',')
-        .filter(|s| !s.is_empty())
-        .collect();
-    match view.as_slice() {
-        [_, _, w, h] => Some(Dimensions {
-            width: number(w)?,
-            height: number(h)?,
-        }),
-        _ => None,
     }
 }
 

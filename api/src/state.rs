@@ -1,0 +1,31 @@
+//! The state every handler shares: the enforcement point, the database, the policy store, the
+//! OpenAPI document and the image storage.
+
+use std::sync::Arc;
+
+use ipm_policy::store::PolicyStore;
+use warp::hyper::body::Bytes;
+
+use crate::access::Access;
+use crate::db::Db;
+use crate::image_config::ImageConfig;
+use crate::image_store::ImageStore;
+use crate::storage::Storage;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct ApiState {
+    pub access: Arc<Access>,
+    pub db: Db,
+    pub store: Arc<PolicyStore>,
+    pub openapi: Arc<Bytes>,
+    pub images: Arc<Images>,
+}
+
+/// Image storage and settings, shared by the image routes.
+#[derive(Debug)]
+pub struct Images {
+    pub storage: Arc<dyn Storage>,
+    pub store: ImageStore,
+    pub config: ImageConfig,
+}

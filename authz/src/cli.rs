@@ -236,18 +236,6 @@ impl TestArgs {
     }
 }
 
-fn render_problems(problems: &[ipm_policy::diagnostics::Problem]) -> String {
-    let mut out: String = problems
-        .iter()
-        .map(|p| format!("{}\n", p.rendered.trim_end()))
-        .collect();
-    out.push_str(&format!(
-        "error: {} problem(s) in the test files\n",
-        problems.len()
-    ));
-    out
-}
-
 /// `authz test`: the table of cases, the details of each failure; 1 when any case fails.
 pub fn test(args: &TestArgs) -> (String, i32) {
     let (dir, tests) = args.paths();
@@ -257,7 +245,7 @@ pub fn test(args: &TestArgs) -> (String, i32) {
     };
     let cases = match load_cases(&tests) {
         Ok(c) => c,
-        Err(problems) => return (render_problems(&problems), EXIT_ERROR),
+        Err(problems) => return (crate::tools::test::render_problems(&problems), EXIT_ERROR),
     };
     let mut report = crate::tools::test::run(&snapshot, cases);
     if args.tests.is_some() {
@@ -326,7 +314,9 @@ pub fn diff(args: &DiffArgs) -> (String, i32) {
                     let what = format!("{} cases", cases.len());
                     (from_cases(cases), what)
                 }
-                Err(problems) => return (render_problems(&problems), EXIT_ERROR),
+                Err(problems) => {
+                    return (crate::tools::test::render_problems(&problems), EXIT_ERROR);
+                }
             }
         }
     };

@@ -200,3 +200,16 @@ pub fn load_cases(path: &Path) -> Result<Vec<Case>, Vec<Problem>> {
         Err(problems)
     }
 }
+
+/// Every problem of the test files, then a count.
+pub fn render_problems(problems: &[Problem]) -> String {
+    let mut out: String = problems
+        .iter()
+        .map(|p| format!("{}\n", p.rendered.trim_end()))
+        .collect();
+    out.push_str(&format!(
+        "error: {} problem(s) in the test files\n",
+        problems.len()
+    ));
+    out
+}

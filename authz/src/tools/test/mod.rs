@@ -5,7 +5,7 @@ mod cases;
 mod resolve;
 mod runner;
 
-pub use cases::{Case, CaseSpec, TESTS_DIR, Verdict, load_cases, test_files};
+pub use cases::{Case, CaseSpec, TESTS_DIR, Verdict, load_cases, render_problems, test_files};
 pub use resolve::{CaseError, Outcome, Resolved, evaluate, resolve};
 pub use runner::{CaseResult, TestReport, describe_entity, render, run};
 

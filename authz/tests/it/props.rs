@@ -7,9 +7,10 @@ use authz::groups::FileGroups;
 use authz::metrics::Metrics;
 use authz::secret::{Secret, SecretSet};
 use authz::store::PolicyStore;
+use ipm_testkit::shipped_policies;
 use proptest::prelude::*;
 
-use crate::support::{SECRET, shipped_policies};
+use crate::support::SECRET;
 
 fn enforcer() -> &'static Enforcer {
     static ENFORCER: std::sync::OnceLock<Enforcer> = std::sync::OnceLock::new();
@@ -108,7 +109,7 @@ fn slicing_snapshot() -> &'static authz::policy::PolicySnapshot {
         std::sync::OnceLock::new();
     SNAPSHOT.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        crate::support::copy_policies(dir.path());
+        ipm_testkit::copy_policies(dir.path());
         std::fs::write(
             dir.path().join("scopes.cedar"),
             r#"

@@ -3,6 +3,7 @@
 
 use authz::policy::PolicySnapshot;
 use ipm_api::filters::API_ROUTES;
+use ipm_testkit::shipped_policies;
 use reqwest::Method;
 
 use crate::support::*;

@@ -2,14 +2,15 @@
 //! in 10 groups; `/healthz` on the same server in the same run is the baseline.
 //!
 //! `cargo bench -p ipm-api --bench api_list` (or `benches/api_list.sh`). Needs PostgreSQL at
-//! `TEST_PG_ADMIN_URL` [postgres://postgres@127.0.0.1:5432/postgres]; creates and drops its own
-//! database. `BENCH_REQUESTS` [3000] requests per measurement, one at a time. Results go to
+//! `TEST_PG_ADMIN_URL` [postgres://postgres@127.0.0.1:5432/postgres] (says so and does nothing
+//! without it); creates and drops its own database. `BENCH_REQUESTS` [3000] requests per measurement, one at a time. Results go to
 //! stderr; the server's JSON logs to stdout (the script discards them).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::{Duration, Instant};
 
 use ipm_api::config::Config;
+use ipm_testkit::{PgDatabase, copy_policies, require_postgres};
 use sqlx::Connection;
 
 const SECRET: &str = "bench-secret-0123456789abcdef0123456789";
@@ -17,21 +18,6 @@ const USER: &str = "ten@example.com";
 const PROJECTS: usize = 100_000;
 const GROUPS: usize = 1_000;
 const USER_GROUPS: usize = 10;
-
-fn admin_url() -> String {
-    std::env::var("TEST_PG_ADMIN_URL")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-async fn admin_sql(sql: String) {
-    let mut conn = sqlx::PgConnection::connect(&admin_url()).await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-}
 
 /// 100 projects per group, ids in creation order, inserted 10k at a time.
 async fn seed(url: &str) {
@@ -113,34 +99,20 @@ fn ms(d: Duration) -> String {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    require_postgres!();
     let requests: usize = std::env::var("BENCH_REQUESTS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3000);
-    let name = format!("ipm_bench_{}", uuid::Uuid::now_v7().simple());
-    admin_sql(format!("CREATE DATABASE {name}")).await;
-    let base = admin_url();
-    let base = base
-        .rsplit_once('/')
-        .map_or(base.as_str(), |(b, _)| b)
-        .to_string();
-    let url = format!("{base}/{name}");
-    let result = tokio::spawn(run(url, requests)).await;
-    admin_sql(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
-    result.unwrap();
+    // Dropped (connections and all) when `run` returns or panics.
+    let db = PgDatabase::create().await;
+    run(db.url.clone(), requests).await;
 }
 
 async fn run(url: String, requests: usize) {
     let root = tempfile::tempdir().unwrap();
     let policy_dir = root.path().join("policies");
-    std::fs::create_dir_all(&policy_dir).unwrap();
-    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
-    for entry in std::fs::read_dir(shipped).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_file() {
-            std::fs::copy(entry.path(), policy_dir.join(entry.file_name())).unwrap();
-        }
-    }
+    copy_policies(&policy_dir);
     // 1k groups; the user is in 10 of them (g0, g100, …, g900).
     let mut groups = String::from("[groups]\n");
     for g in 0..GROUPS {

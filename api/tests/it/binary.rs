@@ -1,9 +1,9 @@
 //! The `ipm-api` binary on its embedded defaults: a SQLite file created under `data/`, the
 //! reference curl checks, JSON logs with authentication attempts and never the secret.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+
+use ipm_testkit::Running;
 
 use crate::support::*;
 
@@ -25,32 +25,17 @@ async fn serves_on_embedded_defaults_and_logs_without_the_secret() {
     assert!(status.success());
     assert!(root.path().join("data/ipm.db").is_file());
 
-    let mut child = Command::new(bin)
-        .current_dir(root.path())
+    let mut cmd = Command::new(bin);
+    cmd.current_dir(root.path())
         .env_remove("DATABASE_URL")
         .env("PROXY_SHARED_SECRET", SECRET)
-        .env("API_LISTEN", "127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let addr = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("ipm-api logs that it listens");
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        if v["message"] == "ipm-api listening" {
-            assert_eq!(v["database"], "sqlite");
-            break v["listen"].as_str().unwrap().to_string();
-        }
-    };
+        .env("API_LISTEN", "127.0.0.1:0");
+    let mut server = Running::start(cmd);
+    let line = server.wait_for("ipm-api listening");
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["message"], "ipm-api listening");
+    assert_eq!(v["database"], "sqlite");
+    let addr = v["listen"].as_str().unwrap().to_string();
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let url = format!("http://{addr}/api/projects");
     let status = |r: reqwest::Response| r.status().as_u16();
@@ -75,12 +60,8 @@ async fn serves_on_embedded_defaults_and_logs_without_the_secret() {
     assert_eq!(status(wrong), 401);
 
     // SIGTERM drains and stops; the log file is flushed by then.
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    assert!(child.wait().unwrap().success());
+    server.signal("-TERM");
+    assert!(server.wait().success());
     let log = std::fs::read_to_string(root.path().join("logs/app.json")).unwrap();
     let decisions: Vec<serde_json::Value> = log
         .lines()

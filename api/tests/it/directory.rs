@@ -1,53 +1,17 @@
 //! With `GROUP_SOURCE=http` the API asks the organisation's directory, as authz does: the same
 //! memberships decide, and a directory that cannot answer is a 503, never an allow.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
 use ipm_policy::secret::Secret;
 use ipm_runtime::config::{DirectoryConfig, GroupSourceKind};
+use ipm_testkit::directory::{Directory, Mode, TOKEN};
 use reqwest::Method;
-use warp::Filter;
 
 use crate::support::*;
 
-const TOKEN: &str = "directory-token-0123456789";
-
-/// A directory on loopback: `GET /api/user/{email}/groups` with the bearer token.
-async fn directory(members: Arc<Mutex<HashMap<String, Vec<String>>>>) -> String {
-    let route = warp::path!("api" / "user" / String / "groups")
-        .and(warp::header::<String>("authorization"))
-        .map(move |email: String, auth: String| {
-            let email = email.replace("%40", "@");
-            let groups = members.lock().unwrap().get(&email).cloned();
-            match groups {
-                Some(g) if auth == format!("Bearer {TOKEN}") => warp::reply::with_status(
-                    warp::reply::json(&serde_json::json!({ "groups": g })),
-                    warp::http::StatusCode::OK,
-                ),
-                Some(_) => warp::reply::with_status(
-                    warp::reply::json(&serde_json::json!({})),
-                    warp::http::StatusCode::UNAUTHORIZED,
-                ),
-                None => warp::reply::with_status(
-                    warp::reply::json(&serde_json::json!({})),
-                    warp::http::StatusCode::SERVICE_UNAVAILABLE,
-                ),
-            }
-        });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(warp::serve(route).incoming(listener).run());
-    format!("http://{addr}")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_directory_decides_group_membership() {
-    let members = Arc::new(Mutex::new(HashMap::from([
-        ("alice@example.com".to_string(), vec!["team-b".to_string()]),
-        ("bob@example.com".to_string(), vec!["team-b".to_string()]),
-    ])));
-    let url = directory(members.clone()).await;
+    let dir = Directory::start(&[(ALICE, &["team-b"]), (BOB, &["team-b"])]).await;
+    let url = dir.url();
     let app = spawn_with(Backend::Sqlite, |c| {
         c.directory = DirectoryConfig {
             source: GroupSourceKind::Http,
@@ -69,6 +33,7 @@ async fn the_directory_decides_group_membership() {
     let path = format!("/api/projects/{}", p["id"].as_str().unwrap());
     assert_eq!(app.get(BOB, &path).await.0, 200);
     // A user the directory cannot answer for: 503, not a guess.
+    dir.set_mode(Mode::Status(503));
     let (status, v) = app.get(CAROL_UNKNOWN, &path).await;
     assert_eq!(
         (status, v["reason"].as_str()),

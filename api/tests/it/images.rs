@@ -1,8 +1,8 @@
 //! Images end to end: uploads streamed to local disk or to a real S3-compatible server
 //! (s3s-fs on loopback), downloads with ranges, limits, cut-off clients, storage outages, gc.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::Duration;
 
 use ipm_api::config::Config;
@@ -11,6 +11,7 @@ use ipm_api::gc::{GcOptions, GcReport};
 use ipm_api::image_config::{DownloadMode, S3Config, StorageConfig};
 use ipm_api::image_store::ImageStore;
 use ipm_api::storage::{LocalStorage, S3Storage, Storage};
+use ipm_testkit::{S3Server, eventually, files_under, require_postgres};
 use reqwest::Method;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -67,30 +68,12 @@ fn database_url(app: &TestApp) -> String {
     }
 }
 
-/// Every file under `dir`, recursively.
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for e in entries {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(files(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out.sort();
-    out
-}
-
 fn objects(app: &TestApp) -> Vec<PathBuf> {
-    files(&storage_dir(app).join("objects"))
+    files_under(&storage_dir(app).join("objects"))
 }
 
 fn temp_files(app: &TestApp) -> Vec<PathBuf> {
-    files(&storage_dir(app).join("tmp"))
+    files_under(&storage_dir(app).join("tmp"))
 }
 
 fn auth(user: &str) -> [(&'static str, String); 2] {
@@ -480,13 +463,15 @@ async fn client_disconnects(backend: Backend) {
                 !temp_files(&app).is_empty()
             })
             .await
+            .is_some()
         );
         drop(s);
         assert!(
             eventually(Duration::from_secs(10), || async {
                 temp_files(&app).is_empty()
             })
-            .await,
+            .await
+            .is_some(),
             "left {:?}",
             temp_files(&app)
         );
@@ -725,107 +710,8 @@ crate::both_backends!(local_gc, gc_finds_what_a_crash_leaves);
 
 // === S3 ===
 
-/// An s3s-fs server on loopback with a temporary root, killed on drop.
-pub struct S3Server {
-    child: Option<Child>,
-    pub root: tempfile::TempDir,
-    pub port: u16,
-}
-
-impl S3Server {
-    pub const ACCESS_KEY: &str = "ipm-test-access-key";
-    pub const SECRET_KEY: &str = "ipm-test-secret-key-0123456789abcdef";
-    pub const BUCKET: &str = "ipm-images";
-
-    pub async fn start() -> Self {
-        let root = tempfile::tempdir().unwrap();
-        std::fs::create_dir(root.path().join(Self::BUCKET)).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut server = Self {
-            child: None,
-            root,
-            port,
-        };
-        server.spawn().await;
-        server
-    }
-
-    /// Starts (again) on the same port and root.
-    pub async fn spawn(&mut self) {
-        let bin = std::env::var("S3S_FS_BIN").unwrap_or_else(|_| {
-            panic!("S3S_FS_BIN is not set: run scripts/test, which installs s3s-fs")
-        });
-        let child = Command::new(&bin)
-            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
-            .args([
-                "--access-key",
-                Self::ACCESS_KEY,
-                "--secret-key",
-                Self::SECRET_KEY,
-            ])
-            .arg(self.root.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
-        self.child = Some(child);
-        let port = self.port;
-        assert!(
-            eventually(Duration::from_secs(20), || async move {
-                TcpStream::connect(("127.0.0.1", port)).await.is_ok()
-            })
-            .await,
-            "s3s-fs did not listen on {port}"
-        );
-    }
-
-    pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    pub fn config(&self) -> S3Config {
-        S3Config {
-            endpoint: Some(format!("http://127.0.0.1:{}", self.port)),
-            bucket: Self::BUCKET.into(),
-            region: "us-east-1".into(),
-            access_key_id: Self::ACCESS_KEY.into(),
-            secret_access_key: ipm_policy::secret::Secret::new(
-                Self::SECRET_KEY.as_bytes().to_vec(),
-            ),
-            force_path_style: true,
-            prefix: "images/".into(),
-        }
-    }
-
-    /// The stored objects, as files under the bucket's folder.
-    pub fn objects(&self) -> Vec<PathBuf> {
-        files(&self.root.path().join(Self::BUCKET))
-    }
-
-    /// Parts of multipart uploads in progress.
-    pub fn parts(&self) -> Vec<PathBuf> {
-        files(self.root.path())
-            .into_iter()
-            .filter(|f| f.to_string_lossy().contains(".upload_id-"))
-            .collect()
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 fn on_s3(server: &S3Server) -> impl FnOnce(&mut Config) + use<> {
-    let s3 = server.config();
+    let s3 = s3_config(server);
     move |c| c.images.storage = StorageConfig::S3(s3)
 }
 
@@ -866,7 +752,7 @@ async fn s3_lifecycle(backend: Backend) {
     assert_eq!(status, 404);
 
     // gc sees the bucket as it is.
-    let storage = S3Storage::new(&server.config());
+    let storage = S3Storage::new(&s3_config(&server));
     let (report, text) = gc_run(&app, &storage, false, 0).await;
     assert_eq!(
         (
@@ -889,6 +775,7 @@ async fn s3_lifecycle_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs s3s-fs: run scripts/test"]
 async fn s3_lifecycle_postgres() {
+    require_postgres!();
     s3_lifecycle(Backend::Postgres).await;
 }
 
@@ -909,6 +796,7 @@ async fn s3_outage(backend: Backend) {
             !server.parts().is_empty()
         })
         .await
+        .is_some()
     );
     server.kill();
     // The server may answer before it has read everything.
@@ -947,6 +835,7 @@ async fn s3_stopped_mid_upload_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs s3s-fs: run scripts/test"]
 async fn s3_stopped_mid_upload_postgres() {
+    require_postgres!();
     s3_outage(Backend::Postgres).await;
 }
 
@@ -1013,7 +902,7 @@ async fn s3_is_checked_at_start() {
         c.images.storage = StorageConfig::S3(s3);
         ipm_api::server::run(c)
     };
-    let mut missing = server.config();
+    let mut missing = s3_config(&server);
     missing.bucket = "no-such-bucket".into();
     let err = start(missing)
         .await
@@ -1024,7 +913,7 @@ async fn s3_is_checked_at_start() {
         err.contains("S3_BUCKET: the bucket `no-such-bucket` does not exist"),
         "{err}"
     );
-    let mut wrong = server.config();
+    let mut wrong = s3_config(&server);
     wrong.secret_access_key = ipm_policy::secret::Secret::new(b"wrong-secret-key".to_vec());
     let err = start(wrong)
         .await
@@ -1036,6 +925,6 @@ async fn s3_is_checked_at_start() {
         "{err}"
     );
     assert!(!err.contains("wrong-secret-key"), "{err}");
-    let handle = start(server.config()).await.unwrap();
+    let handle = start(s3_config(&server)).await.unwrap();
     handle.shutdown().await;
 }

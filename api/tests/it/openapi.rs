@@ -3,6 +3,7 @@
 
 use ipm_api::filters::API_ROUTES;
 use ipm_policy::snapshot::PolicySnapshot;
+use ipm_testkit::shipped_policies;
 use reqwest::Method;
 
 use crate::support::*;

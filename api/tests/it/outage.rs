@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use ipm_testkit::{PgDatabase, require_postgres};
 use reqwest::Method;
 
 use crate::support::*;
@@ -39,6 +40,7 @@ async fn assert_all_unavailable(app: &TestApp, project_id: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_dropped_under_the_api() {
+    require_postgres!();
     let app = spawn_with(Backend::Postgres, |c| {
         c.db_acquire_timeout = Duration::from_millis(500);
     })

@@ -1,6 +1,7 @@
 //! Every project route and status over real HTTP: create, read, change, delete, conflicts,
 //! and the 403-versus-404 rule for writes.
 
+use ipm_testkit::{PgDatabase, require_postgres};
 use reqwest::Method;
 use serde_json::json;
 
@@ -174,3 +175,16 @@ async fn write_denials(backend: Backend) {
     assert_eq!(app.get(ALICE, &path).await, (200, p));
 }
 both_backends!(read_but_not_write, write_denials);
+
+/// Every other PostgreSQL test runs on a copy of a template the migrations were already applied
+/// to; this one starts on an empty database, so the API's own migrations run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_postgres_database_is_migrated_at_start() {
+    require_postgres!();
+    let app = spawn_on(PgDatabase::empty().await, |_| {}).await;
+    let p = app.create(ALICE, "team-a", "first").await;
+    let id = p["id"].as_str().unwrap();
+    assert_eq!(app.get(ALICE, &format!("/api/projects/{id}")).await.0, 200);
+    let (status, images) = app.get(ALICE, &format!("/api/projects/{id}/images")).await;
+    assert_eq!((status, &images["items"]), (200, &json!([])), "{images}");
+}

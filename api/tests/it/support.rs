@@ -3,13 +3,13 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use ipm_api::config::Config;
+use ipm_api::image_config::S3Config;
 use ipm_api::server::{ApiHandle, run};
+use ipm_testkit::{PgDatabase, S3Server, copy_policies};
 use reqwest::Method;
 use serde_json::Value;
-use sqlx::Connection;
 
 /// The secret the tests' proxy sends.
 pub const SECRET: &str = "test-secret-0123456789abcdef0123456789";
@@ -55,69 +55,6 @@ pub enum Backend {
     Postgres,
 }
 
-/// The server that creates and drops the tests' PostgreSQL databases.
-pub fn pg_admin_url() -> String {
-    std::env::var("TEST_PG_ADMIN_URL")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// A PostgreSQL database made for one test, dropped (connections and all) when dropped,
-/// also when the test fails.
-pub struct PgDatabase {
-    pub name: String,
-    pub url: String,
-}
-
-impl PgDatabase {
-    pub async fn create() -> Self {
-        let name = format!("ipm_test_{}", uuid::Uuid::now_v7().simple());
-        let admin = pg_admin_url();
-        let mut conn = sqlx::PgConnection::connect(&admin)
-            .await
-            .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is needed for these tests: {e}"));
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        conn.close().await.unwrap();
-        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-        Self {
-            url: format!("{base}/{name}"),
-            name,
-        }
-    }
-
-    /// Drops the database now, closing every connection to it (the API's pool included).
-    pub async fn drop_now(name: &str) {
-        let mut conn = sqlx::PgConnection::connect(&pg_admin_url()).await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-        let _ = conn.close().await;
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        // Drop runs inside the test's runtime, which cannot block; use a runtime of its own.
-        let _ = std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                rt.block_on(PgDatabase::drop_now(&name));
-            }
-        })
-        .join();
-    }
-}
-
 /// A running ipm-api and what it reads.
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -130,20 +67,9 @@ pub struct TestApp {
     _root: tempfile::TempDir,
 }
 
-/// The repository's shipped `policies/` directory.
-pub fn shipped_policies() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies")
-}
-
 /// Copies the shipped policies into `dest` and writes the tests' groups file there.
 pub fn policies_with_test_groups(dest: &Path) {
-    std::fs::create_dir_all(dest).unwrap();
-    for entry in std::fs::read_dir(shipped_policies()).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_file() {
-            std::fs::copy(entry.path(), dest.join(entry.file_name())).unwrap();
-        }
-    }
+    copy_policies(dest);
     std::fs::write(dest.join("groups.toml"), GROUPS).unwrap();
 }
 
@@ -168,10 +94,25 @@ pub async fn spawn_api(backend: Backend) -> TestApp {
 /// Starts ipm-api after `adjust` has changed the test configuration.
 pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let root = tempfile::tempdir().unwrap();
+    let (database_url, pg) = fresh_database(backend, root.path()).await;
+    start(root, database_url, pg, adjust).await
+}
+
+/// Starts ipm-api on `pg`, a database the test made itself.
+pub async fn spawn_on(pg: PgDatabase, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let url = pg.url.clone();
+    start(tempfile::tempdir().unwrap(), url, Some(pg), adjust).await
+}
+
+async fn start(
+    root: tempfile::TempDir,
+    database_url: String,
+    pg: Option<PgDatabase>,
+    adjust: impl FnOnce(&mut Config),
+) -> TestApp {
     let policy_dir = root.path().join("policies");
     policies_with_test_groups(&policy_dir);
     let groups_file = policy_dir.join("groups.toml");
-    let (database_url, pg) = fresh_database(backend, root.path()).await;
     let mut config = Config::for_test(&policy_dir, &groups_file, SECRET, &database_url);
     adjust(&mut config);
     let handle = run(config).await.expect("ipm-api starts");
@@ -272,25 +213,23 @@ impl TestApp {
     }
 }
 
-/// Polls `check` until it returns true or `deadline` passes.
-pub async fn eventually<F, Fut>(deadline: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    loop {
-        if check().await {
-            return true;
-        }
-        if start.elapsed() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+/// ipm-api's settings for `server`'s bucket.
+pub fn s3_config(server: &S3Server) -> S3Config {
+    S3Config {
+        endpoint: Some(server.endpoint()),
+        bucket: S3Server::BUCKET.into(),
+        region: S3Server::REGION.into(),
+        access_key_id: S3Server::ACCESS_KEY.into(),
+        secret_access_key: ipm_policy::secret::Secret::new(
+            S3Server::SECRET_KEY.as_bytes().to_vec(),
+        ),
+        force_path_style: true,
+        prefix: "images/".into(),
     }
 }
 
 /// Runs one scenario against both databases, as two tests: `name::sqlite`, `name::postgres`.
+/// The PostgreSQL one is skipped when PostgreSQL is not reachable (and fails then under CI).
 #[macro_export]
 macro_rules! both_backends {
     ($name:ident, $scenario:path) => {
@@ -304,6 +243,7 @@ macro_rules! both_backends {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
+                ipm_testkit::require_postgres!();
                 $scenario($crate::support::Backend::Postgres).await;
             }
         }

@@ -2,6 +2,8 @@
 
 use std::io::{Read, Write};
 
+use ipm_testkit::metric_value;
+
 use crate::support::{SECRET, spawn_app, spawn_with};
 
 const ALICE: &str = "alice@example.com";
@@ -248,7 +250,7 @@ async fn groups_header_is_bounded() {
     }
     std::fs::write(&app.groups_file, doc).unwrap();
     app.handle.reload_now();
-    let ok = crate::support::eventually(std::time::Duration::from_secs(5), || async {
+    let ok = ipm_testkit::eventually(std::time::Duration::from_secs(5), || async {
         app.auth_as(ALICE, "GET", "/api/projects")
             .await
             .headers()
@@ -281,16 +283,18 @@ async fn service_routes_and_unknown_paths() {
 
     app.auth_as(ALICE, "GET", "/api/projects").await;
     app.auth(&[("x-proxy-secret", "nope")]).await;
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(metrics.contains("authz_decisions_total{adapter=\"nginx\",outcome=\"allow\",status=\"200\",reason=\"policy_allowed\"} 1"), "{metrics}");
+    let metrics = app.metrics().await;
+    let allowed = [
+        ("adapter", "nginx"),
+        ("outcome", "allow"),
+        ("status", "200"),
+        ("reason", "policy_allowed"),
+    ];
+    assert_eq!(
+        metric_value(&metrics, "authz_decisions_total", &allowed),
+        Some(1.0),
+        "{metrics}"
+    );
     assert!(
         metrics.contains("reason=\"invalid_proxy_secret\"} 1"),
         "{metrics}"

@@ -1,10 +1,9 @@
 //! `GROUP_SOURCE=http`: authz against a real HTTP directory on loopback that counts its calls
-//! and misbehaves on cue, with the cache's clock moved by hand; Redis mode against local Redis.
+//! and misbehaves on cue, with the cache's clock moved by hand; Redis mode against local Redis,
+//! skipped when Redis is not running (except under CI).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipm_runtime::config::{
@@ -16,247 +15,13 @@ use authz::server::{Overrides, run_with};
 use ipm_policy::request::{AuthzRequest, HeaderField};
 use ipm_policy::secret::Secret;
 use ipm_runtime::clock::ManualClock;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use ipm_testkit::directory::{Directory, Mode, TOKEN};
+use ipm_testkit::{copy_policies, eventually, redis_url, require_redis};
 
-use crate::support::{SECRET, TestApp, copy_policies, eventually};
+use crate::support::{SECRET, TestApp};
 
-const TOKEN: &str = "directory-token-0123456789";
 const ADMIN_TOKEN: &str = "admin-token-0123456789abcdef0123456789";
 const TTL: Duration = Duration::from_secs(300);
-
-// === The directory ===
-
-/// How the directory answers.
-#[derive(Debug, Clone)]
-enum Mode {
-    /// `{"groups": [...]}` from the membership table.
-    Answer,
-    /// Answers after this long.
-    Slow(Duration),
-    /// Holds every answer until `release`.
-    Held,
-    Status(u16),
-    BadJson,
-    /// A valid answer of this many bytes, with a `Content-Length`.
-    Huge(usize),
-    /// The same without a length, in chunks.
-    HugeChunked(usize),
-}
-
-struct DirState {
-    mode: Mode,
-    members: HashMap<String, Vec<String>>,
-    /// The JSON path the answer nests the list under.
-    field: Vec<&'static str>,
-    last_path: String,
-    last_authorization: String,
-    /// Calls being held now, and the most ever held at once.
-    held: usize,
-    max_held: usize,
-}
-
-/// An HTTP/1.1 directory on 127.0.0.1, written against the socket so that it can also send
-/// chunked and truncated answers. Connections are kept alive, as real directories do.
-struct Directory {
-    addr: SocketAddr,
-    calls: Arc<AtomicUsize>,
-    state: Arc<Mutex<DirState>>,
-    release: Arc<tokio::sync::Semaphore>,
-    server: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Directory {
-    async fn start(members: &[(&str, &[&str])]) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let calls = Arc::new(AtomicUsize::new(0));
-        let state = Arc::new(Mutex::new(DirState {
-            mode: Mode::Answer,
-            members: members
-                .iter()
-                .map(|(u, g)| (u.to_string(), g.iter().map(|s| s.to_string()).collect()))
-                .collect(),
-            field: vec!["groups"],
-            last_path: String::new(),
-            last_authorization: String::new(),
-            held: 0,
-            max_held: 0,
-        }));
-        let release = Arc::new(tokio::sync::Semaphore::new(0));
-        let (c, s, r) = (calls.clone(), state.clone(), release.clone());
-        let server = tokio::spawn(async move {
-            let mut conns = tokio::task::JoinSet::new();
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                conns.spawn(serve_conn(stream, c.clone(), s.clone(), r.clone()));
-            }
-        });
-        Self {
-            addr,
-            calls,
-            state,
-            release,
-            server: Some(server),
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn calls(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
-    }
-
-    fn set_mode(&self, mode: Mode) {
-        self.state.lock().unwrap().mode = mode;
-    }
-
-    fn set_groups(&self, user: &str, groups: &[&str]) {
-        self.state
-            .lock()
-            .unwrap()
-            .members
-            .insert(user.into(), groups.iter().map(|s| s.to_string()).collect());
-    }
-
-    fn release(&self, n: usize) {
-        self.release.add_permits(n);
-    }
-
-    /// Closes the port and every open connection: the directory is down.
-    fn stop(&mut self) {
-        if let Some(s) = self.server.take() {
-            s.abort();
-        }
-    }
-
-    async fn wait_stopped(&mut self) {
-        self.stop();
-        // The port refuses connections once the accept loop (and its JoinSet) is gone.
-        let addr = self.addr;
-        let down = eventually(Duration::from_secs(5), || async move {
-            TcpStream::connect(addr).await.is_err()
-        })
-        .await;
-        assert!(down.is_some(), "the directory's port closes");
-    }
-}
-
-impl Drop for Directory {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-async fn read_head(stream: &mut TcpStream) -> Option<String> {
-    let mut buf = Vec::new();
-    let mut byte = [0u8; 1];
-    while !buf.ends_with(b"\r\n\r\n") {
-        if buf.len() > 16 * 1024 || stream.read(&mut byte).await.ok()? == 0 {
-            return None;
-        }
-        buf.push(byte[0]);
-    }
-    String::from_utf8(buf).ok()
-}
-
-async fn serve_conn(
-    mut stream: TcpStream,
-    calls: Arc<AtomicUsize>,
-    state: Arc<Mutex<DirState>>,
-    release: Arc<tokio::sync::Semaphore>,
-) {
-    while let Some(head) = read_head(&mut stream).await {
-        calls.fetch_add(1, Ordering::SeqCst);
-        let path = head.split(' ').nth(1).unwrap_or("").to_string();
-        let authorization = head
-            .lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case("authorization")
-                    .then(|| v.trim().to_string())
-            })
-            .unwrap_or_default();
-        let (mode, body) = {
-            let mut st = state.lock().unwrap();
-            st.last_path = path.clone();
-            st.last_authorization = authorization.clone();
-            let user = percent_encoding::percent_decode_str(
-                path.split('?')
-                    .next()
-                    .unwrap_or("")
-                    .split('/')
-                    .find(|s| s.contains("%40"))
-                    .unwrap_or(""),
-            )
-            .decode_utf8_lossy()
-            .to_string();
-            let groups = st.members.get(&user).cloned().unwrap_or_default();
-            let mut body = serde_json::json!(groups);
-            for name in st.field.iter().rev() {
-                body = serde_json::json!({ *name: body });
-            }
-            (st.mode.clone(), body.to_string())
-        };
-        if authorization != format!("Bearer {TOKEN}") {
-            let _ = write(&mut stream, 401, "{}").await;
-            continue;
-        }
-        let ok = match mode {
-            Mode::Answer => write(&mut stream, 200, &body).await,
-            Mode::Slow(d) => {
-                tokio::time::sleep(d).await;
-                write(&mut stream, 200, &body).await
-            }
-            Mode::Held => {
-                {
-                    let mut st = state.lock().unwrap();
-                    st.held += 1;
-                    st.max_held = st.max_held.max(st.held);
-                }
-                release.acquire().await.unwrap().forget();
-                state.lock().unwrap().held -= 1;
-                write(&mut stream, 200, &body).await
-            }
-            Mode::Status(code) => write(&mut stream, code, r#"{"error":"boom"}"#).await,
-            Mode::BadJson => write(&mut stream, 200, r#"{"groups": ["admins""#).await,
-            Mode::Huge(n) => write(&mut stream, 200, &huge(n)).await,
-            Mode::HugeChunked(n) => {
-                let text = huge(n);
-                let mut out = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
-                for chunk in text.as_bytes().chunks(8192) {
-                    out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-                    out.extend_from_slice(chunk);
-                    out.extend_from_slice(b"\r\n");
-                }
-                out.extend_from_slice(b"0\r\n\r\n");
-                stream.write_all(&out).await.is_ok()
-            }
-        };
-        if !ok {
-            return;
-        }
-    }
-}
-
-/// A valid answer padded to `n` bytes.
-fn huge(n: usize) -> String {
-    let pad = "x".repeat(n);
-    format!(r#"{{"groups": [], "pad": "{pad}"}}"#)
-}
-
-async fn write(stream: &mut TcpStream, status: u16, body: &str) -> bool {
-    let head = format!(
-        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.is_ok()
-        && stream.write_all(body.as_bytes()).await.is_ok()
-}
 
 // === authz in front of it ===
 
@@ -330,22 +95,6 @@ impl App {
         r.headers()["x-authz-groups"].to_str().unwrap().to_string()
     }
 
-    async fn metric(&self, line_start: &str) -> u64 {
-        let text = self
-            .client
-            .get(self.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .find(|l| l.starts_with(line_start))
-            .and_then(|l| l.rsplit(' ').next())
-            .map_or(0, |v| v.parse().unwrap())
-    }
-
     async fn admin(&self, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
         let addr = self.handle.admin_tcp_addr().expect("an admin listener");
         let mut req = self.client.post(format!("http://{addr}{path}"));
@@ -378,11 +127,9 @@ async fn hit_then_miss_after_the_ttl() {
     let app = spawn(&dir, |_| {}).await;
     assert_eq!(app.groups_header(ALICE).await, "editors,photographers");
     assert_eq!(dir.calls(), 1);
-    {
-        let st = dir.state.lock().unwrap();
-        assert_eq!(st.last_path, "/api/user/alice%40example.com/groups");
-        assert_eq!(st.last_authorization, format!("Bearer {TOKEN}"));
-    }
+    let (path, authorization) = dir.last_request();
+    assert_eq!(path, "/api/user/alice%40example.com/groups");
+    assert_eq!(authorization, format!("Bearer {TOKEN}"));
     assert_eq!(app.list(ALICE).await, 200);
     app.clock.advance(TTL - Duration::from_secs(1));
     assert_eq!(app.list(ALICE).await, 200);
@@ -392,19 +139,19 @@ async fn hit_then_miss_after_the_ttl() {
     assert_eq!(app.groups_header(ALICE).await, "editors");
     assert_eq!(dir.calls(), 2, "asked again once the TTL passed");
     assert_eq!(
-        app.metric("authz_group_cache_lookups_total{result=\"hit\"}")
+        app.metric("authz_group_cache_lookups_total", &[("result", "hit")])
             .await,
-        2
+        Some(2.0)
     );
     assert_eq!(
-        app.metric("authz_group_cache_lookups_total{result=\"miss\"}")
+        app.metric("authz_group_cache_lookups_total", &[("result", "miss")])
             .await,
-        2
+        Some(2.0)
     );
     assert_eq!(
-        app.metric("authz_directory_requests_total{result=\"ok\"}")
+        app.metric("authz_directory_requests_total", &[("result", "ok")])
             .await,
-        2
+        Some(2.0)
     );
     let (_, ready) = app.readyz().await;
     assert_eq!(ready["groups"]["source"], "http+memory");
@@ -422,7 +169,7 @@ async fn a_user_without_groups_is_cached_too() {
 #[tokio::test]
 async fn custom_path_and_field() {
     let dir = Directory::start(&[(ALICE, &["editors"])]).await;
-    dir.state.lock().unwrap().field = vec!["data", "memberOf"];
+    dir.set_field(&["data", "memberOf"]);
     let app = spawn(&dir, |d| {
         d.groups_path = "/v2/members/{email}?fields=groups".into();
         d.groups_field = "data.memberOf".into();
@@ -430,7 +177,7 @@ async fn custom_path_and_field() {
     .await;
     assert_eq!(app.groups_header(ALICE).await, "editors");
     assert_eq!(
-        dir.state.lock().unwrap().last_path,
+        dir.last_request().0,
         "/v2/members/alice%40example.com?fields=groups"
     );
 }
@@ -451,9 +198,12 @@ async fn a_hundred_concurrent_misses_make_one_call() {
     let waiting = eventually(Duration::from_secs(20), || {
         let app = app.clone();
         async move {
-            app.metric("authz_group_cache_lookups_total{result=\"coalesced\"}")
-                .await
-                == 99
+            app.metric(
+                "authz_group_cache_lookups_total",
+                &[("result", "coalesced")],
+            )
+            .await
+                == Some(99.0)
         }
     })
     .await;
@@ -483,9 +233,9 @@ async fn a_burst_of_new_users_is_queued_not_flooded() {
     let queued = eventually(Duration::from_secs(10), || {
         let app = app.clone();
         async move {
-            app.metric("authz_group_cache_lookups_total{result=\"miss\"}")
+            app.metric("authz_group_cache_lookups_total", &[("result", "miss")])
                 .await
-                == 10
+                == Some(10.0)
         }
     })
     .await;
@@ -497,11 +247,7 @@ async fn a_burst_of_new_users_is_queued_not_flooded() {
         assert_eq!(r.await.unwrap(), 403);
     }
     assert_eq!(dir.calls(), 10);
-    assert_eq!(
-        dir.state.lock().unwrap().max_held,
-        2,
-        "at most two calls at once"
-    );
+    assert_eq!(dir.max_held(), 2, "at most two calls at once");
 }
 
 #[tokio::test]
@@ -520,9 +266,9 @@ async fn a_slow_directory_is_503_after_the_timeout() {
         started.elapsed()
     );
     assert_eq!(
-        app.metric("authz_directory_requests_total{result=\"timeout\"}")
+        app.metric("authz_directory_requests_total", &[("result", "timeout")])
             .await,
-        1
+        Some(1.0)
     );
 }
 
@@ -548,19 +294,19 @@ async fn directory_errors_are_503_and_counted_by_cause() {
         );
     }
     assert_eq!(
-        app.metric("authz_directory_requests_total{result=\"status\"}")
+        app.metric("authz_directory_requests_total", &[("result", "status")])
             .await,
-        2
+        Some(2.0)
     );
     assert_eq!(
-        app.metric("authz_directory_requests_total{result=\"bad_json\"}")
+        app.metric("authz_directory_requests_total", &[("result", "bad_json")])
             .await,
-        1
+        Some(1.0)
     );
     assert_eq!(
-        app.metric("authz_directory_requests_total{result=\"too_large\"}")
+        app.metric("authz_directory_requests_total", &[("result", "too_large")])
             .await,
-        2
+        Some(2.0)
     );
     // The directory still works for answers that fit.
     dir.set_mode(Mode::Huge(1024));
@@ -577,9 +323,9 @@ async fn a_refused_connection_is_503() {
         (503, "groups_unavailable".into())
     );
     assert_eq!(
-        app.metric("authz_directory_requests_total{result=\"connect\"}")
+        app.metric("authz_directory_requests_total", &[("result", "connect")])
             .await,
-        1
+        Some(1.0)
     );
 }
 
@@ -606,9 +352,9 @@ async fn directory_down_with_grace_serves_the_last_value_then_503() {
     app.clock.advance(TTL + Duration::from_secs(60));
     assert_eq!(app.groups_header(ALICE).await, "photographers");
     assert_eq!(
-        app.metric("authz_group_cache_lookups_total{result=\"stale\"}")
+        app.metric("authz_group_cache_lookups_total", &[("result", "stale")])
             .await,
-        1
+        Some(1.0)
     );
     app.clock.advance(Duration::from_secs(1));
     assert_eq!(
@@ -748,10 +494,6 @@ async fn ten_thousand_requests_over_a_thousand_users_make_a_thousand_calls() {
 
 // === Redis ===
 
-fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
 /// A key prefix no other test uses; its keys are deleted when dropped.
 struct RedisPrefix(String);
 
@@ -803,6 +545,7 @@ impl Drop for RedisPrefix {
 
 #[tokio::test]
 async fn redis_shares_memberships_and_flushes_between_replicas() {
+    require_redis!();
     let prefix = RedisPrefix::new("shared");
     let dir = Directory::start(&[(ALICE, &["photographers"]), (BOB, &["editors"])]).await;
     let a = spawn(&dir, |d| d.cache = prefix.backend()).await;
@@ -822,9 +565,12 @@ async fn redis_shares_memberships_and_flushes_between_replicas() {
     assert_eq!(b.list(ALICE).await, 200);
     assert_eq!(dir.calls(), 1, "B answered from Redis");
     assert_eq!(
-        b.metric("authz_group_cache_lookups_total{result=\"shared_hit\"}")
-            .await,
-        1
+        b.metric(
+            "authz_group_cache_lookups_total",
+            &[("result", "shared_hit")]
+        )
+        .await,
+        Some(1.0)
     );
     let (_, ready) = b.readyz().await;
     assert_eq!(ready["groups"]["source"], "http+redis");
@@ -864,6 +610,7 @@ async fn redis_shares_memberships_and_flushes_between_replicas() {
 
 #[tokio::test]
 async fn an_entry_fetched_before_a_flush_is_not_shared_after_it() {
+    require_redis!();
     let prefix = RedisPrefix::new("late-write");
     let dir = Directory::start(&[(ALICE, &["photographers"])]).await;
     dir.set_mode(Mode::Held);
@@ -923,7 +670,11 @@ async fn redis_down_falls_back_to_the_directory_never_to_allow() {
     let app = spawn(&dir, |d| d.cache = backend).await;
     assert_eq!(app.list(ALICE).await, 200);
     assert_eq!(dir.calls(), 1);
-    assert!(app.metric("authz_redis_errors_total{op=\"get\"}").await >= 1);
+    assert!(
+        app.metric("authz_redis_errors_total", &[("op", "get")])
+            .await
+            >= Some(1.0)
+    );
     let (status, body) = app
         .admin(
             "/admin/groups/flush?user=alice%40example.com",

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use ipm_runtime::db::{DbPool, PoolSettings};
-use sqlx::Connection;
+use ipm_testkit::{PgDatabase, migrator, require_postgres};
 
 use crate::support::spawn_with;
 
@@ -17,22 +17,6 @@ const PHOTOS: &str = "0190f0c4-6c3e-7b3a-8f00-000000000001";
 const PHOTO_IMAGE: &str = "0190f0c4-6c3e-7b3a-8f00-0000000000a1";
 const UNKNOWN_IMAGE: &str = "0190f0c4-6c3e-7b3a-8f00-0000000000ff";
 
-fn migrations(backend: &str) -> String {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../migrations")
-        .join(backend);
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .map(|f| std::fs::read_to_string(f).unwrap())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 /// The API's schema, a photographers project and one image in it.
 async fn seed(url: &str) {
     let db = DbPool::open_lazy(
@@ -44,14 +28,11 @@ async fn seed(url: &str) {
         },
     )
     .unwrap();
-    let backend = db.backend();
+    let migrator = migrator(db.backend()).await;
     let project = uuid::Uuid::parse_str(PHOTOS).unwrap();
     let image = uuid::Uuid::parse_str(PHOTO_IMAGE).unwrap();
     ipm_runtime::with_pool!(&db, pool => {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(migrations(backend)))
-            .execute(pool)
-            .await
-            .unwrap();
+        migrator.run(pool).await.unwrap();
         sqlx::query(
             "INSERT INTO projects (id, name, description, meta_group_id, created_by, created_at, updated_at) \
              VALUES ($1, 'photos', '', 'photographers', 'seed@example.com', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
@@ -112,27 +93,7 @@ async fn members_of_the_images_group_only_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_of_the_images_group_only_postgres() {
-    let admin = std::env::var("TEST_PG_ADMIN_URL")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let name = format!("ipm_test_{}", uuid::Uuid::now_v7().simple());
-    let run = |sql: String| {
-        let admin = admin.clone();
-        async move {
-            let mut conn = sqlx::PgConnection::connect(&admin)
-                .await
-                .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is needed: {e}"));
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-        }
-    };
-    run(format!("CREATE DATABASE {name}")).await;
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-    let url = format!("{base}/{name}");
-    let result = tokio::spawn(async move { edge_decisions(&url).await }).await;
-    run(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
-    result.unwrap();
+    require_postgres!();
+    let db = PgDatabase::create().await;
+    edge_decisions(&db.url).await;
 }

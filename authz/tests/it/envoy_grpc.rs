@@ -15,9 +15,10 @@ use envoy_types::pb::envoy::service::auth::v3::attribute_context::{
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use ipm_policy::groups::{GroupError, GroupFuture, GroupSource};
 use ipm_policy::identity::Email;
+use ipm_testkit::copy_policies;
 use tonic::transport::Channel;
 
-use crate::support::{SECRET, copy_policies, spawn_app, spawn_with};
+use crate::support::{SECRET, spawn_app, spawn_with};
 
 const ALICE: &str = "alice@example.com";
 
@@ -302,15 +303,7 @@ async fn decisions_are_counted_under_the_grpc_adapter() {
     let app = spawn_app().await;
     let mut c = client(&app.handle).await;
     check(&mut c, as_user(ALICE, "GET", "/api/projects")).await;
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics
             .lines()

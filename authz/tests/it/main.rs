@@ -5,7 +5,6 @@ mod auth;
 mod directory;
 mod edge_entities;
 mod edge_images;
-mod envoy_e2e;
 mod envoy_grpc;
 mod envoy_http;
 mod policy_tools;

@@ -2,20 +2,19 @@
 //! shipped suite), `diff`, `fmt`, shadow mode, reload reports and the README's worked example.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use authz::tools::test::{load_cases, resolve};
 use ipm_policy::snapshot::PolicySnapshot;
 use ipm_runtime::metrics::Metrics;
 use ipm_runtime::reload::{Reload, Reloader};
+use ipm_testkit::{Running, copy_policies, eventually, shipped_policies};
 
-use crate::support::{SECRET, copy_policies, eventually, shipped_policies, spawn_with};
+use crate::support::{SECRET, spawn_with};
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -372,63 +371,6 @@ fn a_test_file_with_an_unknown_key_is_refused_with_its_place() {
     );
 }
 
-/// A running `authz` whose output lines arrive on a channel.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Running {
-    fn start(mut cmd: Command) -> Self {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, lines) = mpsc::channel();
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let _ = tx.send(line);
-                }
-            });
-        }
-        Self {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    fn wait_for(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + DEADLINE;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        panic!("no line with {needle:?}; saw:\n{}", self.seen.join("\n"));
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn test_watch_runs_again_after_a_save() {
     let dir = workdir();
@@ -664,12 +606,8 @@ async fn diff_replays_a_recorded_decision_log() {
         .send()
         .await
         .unwrap();
-    let term = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    assert!(server.child.wait().unwrap().success());
+    server.signal("-TERM");
+    assert!(server.wait().success());
 
     copy_into(&dir.path().join("candidate"));
     write(&dir.path().join("candidate/no-listing.cedar"), NO_LISTING);
@@ -781,28 +719,18 @@ fn fmt_refuses_a_file_that_does_not_parse() {
 
 // === shadow mode ===
 
-async fn metric(app: &crate::support::TestApp, needle: &str) -> Option<u64> {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| l.starts_with(needle))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
-const DISAGREE: &str =
-    "authz_shadow_decisions_total{agreement=\"disagree\",live=\"allow\",shadow=\"deny\"}";
-const AGREE_ALLOW: &str =
-    "authz_shadow_decisions_total{agreement=\"agree\",live=\"allow\",shadow=\"allow\"}";
-const AGREE_DENY: &str =
-    "authz_shadow_decisions_total{agreement=\"agree\",live=\"deny\",shadow=\"deny\"}";
+const SHADOW: &str = "authz_shadow_decisions_total";
+const DISAGREE: &[(&str, &str)] = &[
+    ("agreement", "disagree"),
+    ("live", "allow"),
+    ("shadow", "deny"),
+];
+const AGREE_ALLOW: &[(&str, &str)] = &[
+    ("agreement", "agree"),
+    ("live", "allow"),
+    ("shadow", "allow"),
+];
+const AGREE_DENY: &[(&str, &str)] = &[("agreement", "agree"), ("live", "deny"), ("shadow", "deny")];
 
 #[tokio::test]
 async fn shadow_mode_counts_disagreements_and_never_enforces() {
@@ -835,9 +763,9 @@ async fn shadow_mode_counts_disagreements_and_never_enforces() {
         app.status_as("alice@example.com", "GET", "/nowhere").await,
         403
     );
-    assert_eq!(metric(&app, DISAGREE).await, Some(3));
-    assert_eq!(metric(&app, AGREE_ALLOW).await, Some(1));
-    assert_eq!(metric(&app, AGREE_DENY).await, Some(1));
+    assert_eq!(app.metric(SHADOW, DISAGREE).await, Some(3.0));
+    assert_eq!(app.metric(SHADOW, AGREE_ALLOW).await, Some(1.0));
+    assert_eq!(app.metric(SHADOW, AGREE_DENY).await, Some(1.0));
 
     let (status, ready) = app.readyz().await;
     assert_eq!(status, 200);
@@ -851,15 +779,19 @@ async fn shadow_mode_counts_disagreements_and_never_enforces() {
     let agreed = eventually(DEADLINE, || async {
         app.status_as("alice@example.com", "GET", "/api/projects")
             .await;
-        metric(&app, AGREE_ALLOW).await >= Some(2)
+        app.metric(SHADOW, AGREE_ALLOW).await >= Some(2.0)
     })
     .await;
     assert!(agreed.is_some(), "the shadow set never reloaded");
-    let disagreed = metric(&app, DISAGREE).await;
-    assert!(disagreed >= Some(3), "{disagreed:?}");
+    let disagreed = app.metric(SHADOW, DISAGREE).await;
+    assert!(disagreed >= Some(3.0), "{disagreed:?}");
     app.status_as("alice@example.com", "GET", "/api/projects")
         .await;
-    assert_eq!(metric(&app, DISAGREE).await, disagreed, "they agree now");
+    assert_eq!(
+        app.metric(SHADOW, DISAGREE).await,
+        disagreed,
+        "they agree now"
+    );
 }
 
 #[tokio::test]
@@ -884,7 +816,7 @@ async fn a_shadow_set_that_does_not_load_never_affects_serving() {
         "{problem}"
     );
     assert!(problem["line"].as_u64().is_some(), "{problem}");
-    assert_eq!(metric(&app, AGREE_ALLOW).await, None);
+    assert_eq!(app.metric(SHADOW, AGREE_ALLOW).await, None);
 
     // Once the candidate loads, it is compared.
     std::fs::remove_file(shadow.path().join("broken.cedar")).unwrap();
@@ -893,7 +825,7 @@ async fn a_shadow_set_that_does_not_load_never_affects_serving() {
         app.status_as("alice@example.com", "GET", "/api/projects")
             .await
             == 200
-            && metric(&app, DISAGREE).await.is_some()
+            && app.metric(SHADOW, DISAGREE).await.is_some()
     })
     .await;
     assert!(compared.is_some(), "the fixed shadow set was never loaded");

@@ -9,9 +9,10 @@ use ipm_policy::secret::{Secret, SecretSet};
 use ipm_policy::store::PolicyStore;
 use ipm_runtime::enforcer::Enforcer;
 use ipm_runtime::metrics::Metrics;
+use ipm_testkit::shipped_policies;
 use proptest::prelude::*;
 
-use crate::support::{SECRET, shipped_policies};
+use crate::support::SECRET;
 
 fn enforcer() -> &'static Enforcer {
     static ENFORCER: std::sync::OnceLock<Enforcer> = std::sync::OnceLock::new();
@@ -110,7 +111,7 @@ fn slicing_snapshot() -> &'static ipm_policy::snapshot::PolicySnapshot {
         std::sync::OnceLock::new();
     SNAPSHOT.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        crate::support::copy_policies(dir.path());
+        ipm_testkit::copy_policies(dir.path());
         std::fs::write(
             dir.path().join("scopes.cedar"),
             r#"

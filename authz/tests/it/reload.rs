@@ -4,7 +4,9 @@
 use std::os::unix::fs::symlink;
 use std::time::Duration;
 
-use crate::support::{TestApp, copy_policies, eventually, spawn_with};
+use ipm_testkit::{copy_policies, eventually};
+
+use crate::support::{TestApp, spawn_with};
 
 const ALICE: &str = "alice@example.com";
 const MALLORY: &str = "mallory@example.com";
@@ -92,7 +94,7 @@ async fn a_broken_edit_keeps_the_whole_previous_set() {
 
     // Fixing the file clears the error.
     let original =
-        std::fs::read_to_string(crate::support::shipped_policies().join("guards.cedar")).unwrap();
+        std::fs::read_to_string(ipm_testkit::shipped_policies().join("guards.cedar")).unwrap();
     app.save_policy("guards.cedar", &original);
     assert!(
         eventually(DEADLINE, || async { app.readyz().await.0 == 200 })

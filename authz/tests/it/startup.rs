@@ -1,13 +1,12 @@
 //! The `authz` binary as deployers run it: refusals that name the variable, debug mode's
 //! warnings, SIGHUP and SIGTERM, and secrets that never reach stdout or the log file.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
-use crate::support::{SECRET, copy_policies};
+use ipm_testkit::{Running, copy_policies};
+
+use crate::support::SECRET;
 
 fn authz(dir: &Path, env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_authz"));
@@ -117,78 +116,11 @@ fn refuses_broken_policies_with_file_line_and_column() {
     );
 }
 
-/// A running binary whose stdout lines arrive on a channel.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Running {
-    fn start(dir: &Path, env: &[(&str, &str)]) -> Self {
-        let mut child = authz(dir, env)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, lines) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let tx2 = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx2.send(line);
-            }
-        });
-        Self {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits for a line containing `needle`, up to a deadline.
-    fn wait_for(&mut self, needle: &str) -> String {
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        panic!("no line with {needle:?}; saw:\n{}", self.seen.join("\n"));
-    }
-
-    fn addr(&mut self) -> String {
-        let line = self.wait_for("authz listening");
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        v["listen"].as_str().unwrap().to_string()
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The address the running binary logs that it listens on.
+fn listen_addr(app: &mut Running) -> String {
+    let line = app.wait_for("authz listening");
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    v["listen"].as_str().unwrap().to_string()
 }
 
 async fn call(addr: &str, headers: &[(&str, &str)]) -> u16 {
@@ -203,11 +135,11 @@ async fn call(addr: &str, headers: &[(&str, &str)]) -> u16 {
 #[tokio::test]
 async fn secrets_never_reach_stdout_or_the_log_file() {
     let dir = workdir();
-    let mut app = Running::start(
+    let mut app = Running::start(authz(
         dir.path(),
         &[("PROXY_SHARED_SECRET", SECRET), ("RUST_LOG", "trace")],
-    );
-    let addr = app.addr();
+    ));
+    let addr = listen_addr(&mut app);
     let req = [
         ("x-user-email", "alice@example.com"),
         ("x-original-method", "GET"),
@@ -225,14 +157,12 @@ async fn secrets_never_reach_stdout_or_the_log_file() {
     assert_eq!(v["target"], "authz::decision");
     assert_eq!(v["path"], "/api/projects", "query strings are not logged");
     app.signal("-TERM");
-    let status = app.child.wait().unwrap();
+    let status = app.wait();
     assert!(status.success(), "SIGTERM drains and exits 0");
-    while let Ok(l) = app.lines.try_recv() {
-        app.seen.push(l);
-    }
+    let output = app.output();
     let log = std::fs::read_to_string(dir.path().join("logs/app.json")).unwrap();
     assert!(log.contains("\"decision\":\"allow\""), "{log}");
-    for text in [log.as_str(), &app.seen.join("\n")] {
+    for text in [log.as_str(), output.as_str()] {
         assert!(!text.contains(SECRET), "the secret leaked");
         assert!(!text.contains(&SECRET[..16]), "part of the secret leaked");
         assert!(!text.contains(&wrong[..16]), "the offered secret leaked");
@@ -242,16 +172,16 @@ async fn secrets_never_reach_stdout_or_the_log_file() {
 #[tokio::test]
 async fn debug_skip_mode_warns_at_start_and_on_every_decision() {
     let dir = workdir();
-    let mut app = Running::start(
+    let mut app = Running::start(authz(
         dir.path(),
         &[
             ("PROXY_SHARED_SECRET", "dev"),
             ("DEBUG", "true"),
             ("SKIP_HEADER_CHECK", "true"),
         ],
-    );
+    ));
     app.wait_for("the proxy secret is NOT checked");
-    let addr = app.addr();
+    let addr = listen_addr(&mut app);
     let status = call(
         &addr,
         &[
@@ -282,18 +212,15 @@ async fn debug_skip_mode_warns_at_start_and_on_every_decision() {
 #[tokio::test]
 async fn sighup_reloads() {
     let dir = workdir();
-    let mut app = Running::start(
+    let mut app = Running::start(authz(
         dir.path(),
         &[
             ("PROXY_SHARED_SECRET", SECRET),
             ("AUTHZ_POLICY_POLL_SECONDS", "0"),
         ],
-    );
-    let _ = app.addr();
+    ));
+    let _ = listen_addr(&mut app);
     app.signal("-HUP");
     app.wait_for("SIGHUP: reloading policies and groups");
-    assert!(
-        app.child.try_wait().unwrap().is_none(),
-        "still running after SIGHUP"
-    );
+    assert!(app.try_wait().is_none(), "still running after SIGHUP");
 }

@@ -1,11 +1,11 @@
 //! `spawn_app()`: a running authz on a copy of the shipped policies, and helpers to call it.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
 
 use authz::config::Config;
 use authz::server::{ServerHandle, run};
+use ipm_testkit::{copy_policies, metric_value};
 
 /// The secret the tests' proxy sends.
 pub const SECRET: &str = "test-secret-0123456789abcdef0123456789";
@@ -18,22 +18,6 @@ pub struct TestApp {
     pub policy_dir: PathBuf,
     pub groups_file: PathBuf,
     pub client: reqwest::Client,
-}
-
-/// The repository's shipped `policies/` directory.
-pub fn shipped_policies() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies")
-}
-
-/// Copies the shipped policies (top-level files) into `dest`.
-pub fn copy_policies(dest: &Path) {
-    std::fs::create_dir_all(dest).unwrap();
-    for entry in std::fs::read_dir(shipped_policies()).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_file() {
-            std::fs::copy(entry.path(), dest.join(entry.file_name())).unwrap();
-        }
-    }
 }
 
 /// Starts authz on the shipped policies and groups.
@@ -100,29 +84,21 @@ impl TestApp {
         (status, r.json().await.unwrap())
     }
 
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let r = self.client.get(self.url("/metrics")).send().await.unwrap();
+        r.text().await.unwrap()
+    }
+
+    /// One sample from `/metrics`: `name` with exactly `labels`, if it has been recorded.
+    pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        metric_value(&self.metrics().await, name, labels)
+    }
+
     /// Writes a policy file the way an editor saves: to a temporary name, then renamed.
     pub fn save_policy(&self, name: &str, text: &str) {
         let tmp = self.policy_dir.join(format!(".{name}.tmp"));
         std::fs::write(&tmp, text).unwrap();
         std::fs::rename(&tmp, self.policy_dir.join(name)).unwrap();
-    }
-}
-
-/// Polls `check` until it returns true or `deadline` passes; returns the time it took.
-/// A wait on a condition, not a sleep: it returns as soon as the condition holds.
-pub async fn eventually<F, Fut>(deadline: Duration, mut check: F) -> Option<Duration>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    loop {
-        if check().await {
-            return Some(start.elapsed());
-        }
-        if start.elapsed() > deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
+use ipm_testkit::eventually;
+
 use crate::nginx::Setup;
 use crate::stack::{As, Stack};
-use crate::support::eventually;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs nginx: run scripts/test"]

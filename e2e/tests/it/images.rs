@@ -2,12 +2,13 @@
 //! (not spooled to disk first), the download comes back byte for byte, and a member of another
 //! group gets nothing through, not one byte to the API.
 
+use ipm_testkit::eventually;
 use tokio::sync::mpsc;
 use warp::hyper::body::Bytes;
 
 use crate::nginx::Setup;
 use crate::stack::Stack;
-use crate::support::{DEADLINE, Reply, SECRET, eventually};
+use crate::support::{DEADLINE, Reply, SECRET};
 
 const ALICE: &str = "alice@example.com";
 const CAROL: &str = "carol@example.com";

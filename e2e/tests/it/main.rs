@@ -1,9 +1,11 @@
-//! End-to-end tests: the shipped `nginx/` configs, run by a real nginx in front of authz and
-//! ipm-api. Tests that need nginx read `NGINX_BIN` and are ignored by a plain `cargo test`.
+//! End-to-end tests: the shipped `nginx/` and `envoy/` configs, run by a real nginx in front of
+//! authz and ipm-api and a real Envoy in front of authz. Tests that need nginx or Envoy read
+//! `NGINX_BIN` or `ENVOY_BIN` and are ignored by a plain `cargo test`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod basic_auth;
 mod configs;
+mod envoy;
 mod failures;
 mod identity_layer;
 mod images;

@@ -4,9 +4,10 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::Instant;
 
-use crate::support::{DEADLINE, LAYER_IP, free_port, loopback, nginx_bin, shipped_nginx};
+use ipm_testkit::{eventually, free_port, loopback};
+
+use crate::support::{DEADLINE, LAYER_IP, nginx_bin, shipped_nginx};
 
 /// The two identity setups, each a shipped file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -300,23 +301,25 @@ impl Nginx {
 
     /// Waits until both listeners accept, or returns the error log if nginx exits first.
     async fn wait_ready(&mut self) -> Result<(), String> {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Err(format!("{status}\n{}", self.error_log()));
+        let (https, http) = (self.https, self.http);
+        let child = &mut self.child;
+        let mut exited = None;
+        let up = eventually(DEADLINE, || {
+            exited = child.try_wait().unwrap();
+            let gone = exited.is_some();
+            async move {
+                gone || (tokio::net::TcpStream::connect(https).await.is_ok()
+                    && tokio::net::TcpStream::connect(http).await.is_ok())
             }
-            let up = tokio::net::TcpStream::connect(self.https).await.is_ok()
-                && tokio::net::TcpStream::connect(self.http).await.is_ok();
-            if up {
-                return Ok(());
-            }
-            if start.elapsed() > DEADLINE {
-                return Err(format!(
-                    "not listening after {DEADLINE:?}\n{}",
-                    self.error_log()
-                ));
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        })
+        .await;
+        match (exited, up) {
+            (Some(status), _) => Err(format!("{status}\n{}", self.error_log())),
+            (None, Some(_)) => Ok(()),
+            (None, None) => Err(format!(
+                "not listening after {DEADLINE:?}\n{}",
+                self.error_log()
+            )),
         }
     }
 

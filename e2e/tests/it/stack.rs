@@ -6,11 +6,12 @@ use std::path::PathBuf;
 use authz::server::ServerHandle;
 use ipm_api::server::ApiHandle;
 use ipm_runtime::config::ListenAddr;
+use ipm_testkit::copy_policies;
 use warp::http::Method;
 
 use crate::nginx::{Nginx, Prefix, Setup, Upstreams};
 use crate::stand_ins::{IdentityLayer, Relay, session_cookie};
-use crate::support::{LAYER_IP, SECRET, copy_policies, http_client, https_client};
+use crate::support::{LAYER_IP, SECRET, http_client, https_client};
 
 /// The htpasswd users of setup (b). `zed` has a password but no email in the shipped map;
 /// `carol` is in the map, as the shipped example has her.

@@ -1,9 +1,13 @@
-//! What every end-to-end test shares: the secret, where the shipped files are, HTTP clients
-//! that trust the test certificate authority, and waiting on a condition with a deadline.
+//! What every end-to-end test shares beyond the test kit: the secret, nginx and its shipped
+//! files, authz on its own, and HTTP clients that trust the test certificate authority.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use authz::config::Config;
+use authz::server::ServerHandle;
+use ipm_testkit::{copy_policies, repo_root};
 
 /// The secret nginx, authz and ipm-api share in the tests.
 pub const SECRET: &str = "e2e-secret-0123456789abcdef0123456789abcdef";
@@ -21,38 +25,29 @@ pub fn nginx_bin() -> PathBuf {
     PathBuf::from(std::env::var_os("NGINX_BIN").expect(NEEDS_NGINX))
 }
 
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 /// The shipped `nginx/` directory.
 pub fn shipped_nginx() -> PathBuf {
     repo_root().join("nginx")
 }
 
-/// Copies the shipped policies (top-level files) into `dest`.
-pub fn copy_policies(dest: &Path) {
-    std::fs::create_dir_all(dest).unwrap();
-    for entry in std::fs::read_dir(repo_root().join("policies")).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_file() {
-            std::fs::copy(entry.path(), dest.join(entry.file_name())).unwrap();
-        }
-    }
+/// authz alone, on a copy of the shipped policies and groups, after `adjust`.
+pub struct Authz {
+    pub handle: ServerHandle,
+    /// The HTTP listener (`/auth`, the Envoy HTTP check).
+    pub addr: SocketAddr,
+    /// Holds the policies; removed on drop.
+    pub root: tempfile::TempDir,
 }
 
-/// A loopback port nobody listens on right now. Another process may take it before nginx
-/// binds it, so `Nginx::start` retries with fresh ports when the bind fails.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-pub fn loopback(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
+pub async fn spawn_authz(adjust: impl FnOnce(&mut Config)) -> Authz {
+    let root = tempfile::tempdir().unwrap();
+    let policy_dir = root.path().join("policies");
+    copy_policies(&policy_dir);
+    let mut config = Config::for_test(&policy_dir, &policy_dir.join("groups.toml"), SECRET);
+    adjust(&mut config);
+    let handle = authz::server::run(config).await.expect("authz starts");
+    let addr = handle.tcp_addr().expect("a TCP listener");
+    Authz { handle, addr, root }
 }
 
 /// An HTTPS client that trusts only the test authority, follows no redirects and, with
@@ -78,24 +73,6 @@ pub fn http_client() -> reqwest::Client {
         .timeout(DEADLINE)
         .build()
         .unwrap()
-}
-
-/// Polls `check` until it returns true or `deadline` passes; returns the time it took.
-pub async fn eventually<F, Fut>(deadline: Duration, mut check: F) -> Option<Duration>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    loop {
-        if check().await {
-            return Some(start.elapsed());
-        }
-        if start.elapsed() > deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// A response's status, headers and body, read in full.

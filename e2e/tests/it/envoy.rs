@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use authz::server::ServerHandle;
 use ipm_runtime::config::ListenAddr;
+use ipm_testkit::{eventually, repo_root};
 use sha2::{Digest, Sha256};
 use warp::Filter;
 
-use authz::server::ServerHandle;
-
-use crate::support::{SECRET, eventually, spawn_with};
+use crate::support::{SECRET, spawn_authz};
 
 const NEEDS_ENVOY: &str = "ENVOY_BIN is not set: run scripts/test, which installs Envoy";
 
@@ -23,9 +23,7 @@ fn envoy_bin() -> PathBuf {
 }
 
 fn shipped(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../envoy")
-        .join(name)
+    repo_root().join("envoy").join(name)
 }
 
 // === the identity provider: HS256 tokens and their JWKS ===
@@ -325,9 +323,9 @@ async fn stack(mode: Mode) -> Stack {
     let app = match mode {
         Mode::GrpcUnix => {
             let sock = sock.clone();
-            spawn_with(move |c| c.grpc_listen = Some(ListenAddr::Unix(sock))).await
+            spawn_authz(move |c| c.grpc_listen = Some(ListenAddr::Unix(sock))).await
         }
-        Mode::Grpc | Mode::Http => spawn_with(|_| {}).await,
+        Mode::Grpc | Mode::Http => spawn_authz(|_| {}).await,
     };
     let upstream = echo_upstream().await;
     let jwks_path = dir.path().join("jwks.json");
@@ -554,13 +552,13 @@ fn every_shipped_envoy_config_validates() {
 async fn independent_client_from_envoys_protos_is_never_allowed_what_it_should_not_be() {
     let python = std::env::var_os("XDS_PYTHON")
         .expect("XDS_PYTHON is not set: run scripts/test, which installs grpcio and xds-protos");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/ext_authz_check.py");
+    let script = repo_root().join("tests/python/ext_authz_check.py");
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("grpc.sock");
-    let tcp = spawn_with(|_| {}).await;
+    let tcp = spawn_authz(|_| {}).await;
     let unix = {
         let sock = sock.clone();
-        spawn_with(move |c| c.grpc_listen = Some(ListenAddr::Unix(sock))).await
+        spawn_authz(move |c| c.grpc_listen = Some(ListenAddr::Unix(sock))).await
     };
     let targets = [
         tcp.handle.grpc_tcp_addr().unwrap().to_string(),

@@ -13,9 +13,11 @@ use futures_util::Stream;
 use uuid::Uuid;
 
 pub mod local;
+#[cfg(feature = "s3")]
 pub mod s3;
 
 pub use local::LocalStorage;
+#[cfg(feature = "s3")]
 pub use s3::S3Storage;
 
 use crate::image_config::StorageConfig;
@@ -25,7 +27,15 @@ use crate::image_config::StorageConfig;
 pub async fn open(config: &StorageConfig) -> Result<Arc<dyn Storage>, StorageError> {
     let storage: Arc<dyn Storage> = match config {
         StorageConfig::Local { dir } => Arc::new(LocalStorage::open(dir)?),
+        #[cfg(feature = "s3")]
         StorageConfig::S3(s3) => Arc::new(S3Storage::new(s3)),
+        #[cfg(not(feature = "s3"))]
+        StorageConfig::S3(_) => {
+            return Err(StorageError::Setup {
+                var: "STORAGE_BACKEND",
+                message: "this ipm-api was built without the `s3` feature".into(),
+            });
+        }
     };
     storage.check().await?;
     Ok(storage)

@@ -11,7 +11,8 @@ use ipm_policy::identity::Email;
 use ipm_policy::pipeline::Decision;
 use ipm_policy::request::{AuthzRequest, HeaderField};
 use ipm_runtime::enforcer::Enforcer;
-use warp::http::header::{HeaderName, HeaderValue};
+use ipm_runtime::headers::{client_ip, field};
+use warp::http::header::HeaderName;
 use warp::http::{HeaderMap, Method};
 
 use crate::error::ApiError;
@@ -84,10 +85,6 @@ impl std::fmt::Debug for Access {
     }
 }
 
-fn field<'a>(headers: &'a HeaderMap, name: &HeaderName) -> HeaderField<'a> {
-    HeaderField::from_values(headers.get_all(name).iter().map(HeaderValue::as_bytes))
-}
-
 impl Access {
     /// `enforcer` carries the API's database resolver.
     pub fn new(enforcer: Arc<Enforcer>, names: HeaderNames) -> Self {
@@ -96,15 +93,8 @@ impl Access {
 
     /// The client address: the proxy's header when it holds one valid IP, else the peer.
     fn client_ip(&self, meta: &RequestMeta) -> Option<IpAddr> {
-        let from_header =
-            self.names
-                .client_ip
-                .as_ref()
-                .and_then(|name| match field(&meta.headers, name) {
-                    HeaderField::One(v) => std::str::from_utf8(v).ok()?.trim().parse().ok(),
-                    _ => None,
-                });
-        from_header.or_else(|| meta.remote.map(|a| a.ip()))
+        client_ip(&meta.headers, self.names.client_ip.as_ref())
+            .or_else(|| meta.remote.map(|a| a.ip()))
     }
 
     /// Runs the shared checks on this request: secret, user, route, groups, Cedar. A denied

@@ -150,6 +150,14 @@ fn serve() -> ExitCode {
         Err(code) => return code,
     };
     runtime.block_on(async move {
+        // Installed before serving: a signal as soon as the service answers must not kill it.
+        let signals = match ipm_runtime::signals::Signals::install() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("ipm-api: cannot install signal handlers: {e}");
+                return ExitCode::from(2);
+            }
+        };
         let handle = match ipm_api::server::run(config).await {
             Ok(h) => h,
             Err(e) => {
@@ -157,7 +165,7 @@ fn serve() -> ExitCode {
                 return refuse(e);
             }
         };
-        ipm_runtime::signals::wait_for_signals(|| handle.reload_now()).await;
+        signals.wait(|| handle.reload_now()).await;
         tracing::info!("shutting down: draining requests in flight");
         handle.shutdown().await;
         ExitCode::SUCCESS

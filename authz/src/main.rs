@@ -44,6 +44,14 @@ fn serve() -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        // Installed before serving: a signal as soon as the service answers must not kill it.
+        let signals = match ipm_runtime::signals::Signals::install() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("authz: cannot install signal handlers: {e}");
+                return ExitCode::from(2);
+            }
+        };
         let handle = match authz::server::run(config).await {
             Ok(h) => h,
             Err(e) => {
@@ -52,7 +60,7 @@ fn serve() -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        ipm_runtime::signals::wait_for_signals(|| handle.reload_now()).await;
+        signals.wait(|| handle.reload_now()).await;
         tracing::info!("shutting down: draining requests in flight");
         handle.shutdown().await;
         ExitCode::SUCCESS

@@ -1,23 +1,37 @@
-//! Process signals: SIGTERM and SIGINT stop (the caller drains), SIGHUP reloads.
+//! Process signals: SIGTERM and SIGINT stop (the caller drains), SIGHUP reloads. Installed
+//! before the service starts, so a signal sent as soon as it answers is never the default
+//! action (which would kill the process).
 
-/// Returns on SIGTERM or SIGINT; on SIGHUP calls `reload` (policies and groups) and goes on.
-pub async fn wait_for_signals(reload: impl Fn()) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stopping");
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = term.recv() => return,
-            _ = int.recv() => return,
-            _ = hup.recv() => {
-                tracing::info!("SIGHUP: reloading policies and groups");
-                reload();
+use tokio::signal::unix::{Signal, SignalKind, signal};
+
+/// The installed handlers.
+#[derive(Debug)]
+pub struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
+impl Signals {
+    /// Installs the handlers; call before starting to serve.
+    pub fn install() -> std::io::Result<Self> {
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// Returns on SIGTERM or SIGINT; on SIGHUP calls `reload` (policies and groups) and goes on.
+    pub async fn wait(mut self, reload: impl Fn()) {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return,
+                _ = self.int.recv() => return,
+                _ = self.hup.recv() => {
+                    tracing::info!("SIGHUP: reloading policies and groups");
+                    reload();
+                }
             }
         }
     }

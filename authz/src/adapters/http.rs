@@ -2,18 +2,18 @@
 //! into an HTTP reply, and the one `recover` that turns every rejection into a JSON error.
 
 use std::convert::Infallible;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use ipm_policy::denial::Denial;
 use ipm_policy::pipeline::Decision;
-use ipm_policy::request::HeaderField;
 use ipm_runtime::enforcer::Enforcer;
 use serde_json::json;
 use warp::Filter;
 use warp::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue};
-use warp::http::{HeaderMap, Response, StatusCode};
+use warp::http::{Response, StatusCode};
 use warp::hyper::body::Bytes;
+
+pub use ipm_runtime::headers::{client_ip, field};
 
 use crate::shadow::Shadow;
 
@@ -41,19 +41,6 @@ pub struct HttpState {
     pub groups_kind: &'static str,
     /// The candidate policy set of shadow mode, shown on `/readyz`.
     pub shadow: Option<Arc<Shadow>>,
-}
-
-pub fn field<'a>(headers: &'a HeaderMap, name: &HeaderName) -> HeaderField<'a> {
-    HeaderField::from_values(headers.get_all(name).iter().map(HeaderValue::as_bytes))
-}
-
-/// The client address from the proxy's header, when it holds exactly one valid IP.
-pub fn client_ip(headers: &HeaderMap, name: Option<&HeaderName>) -> Option<IpAddr> {
-    let name = name?;
-    match field(headers, name) {
-        HeaderField::One(v) => std::str::from_utf8(v).ok()?.trim().parse().ok(),
-        _ => None,
-    }
 }
 
 pub fn json_response(status: StatusCode, body: String) -> Response<Bytes> {

@@ -1,5 +1,6 @@
 //! The declarative configuration: one [`Var`] per environment variable (name, default, doc,
-//! readers). Parsing takes its defaults from here, and the typo guard its names.
+//! readers). Parsing takes its defaults from here, the typo guard its names, and
+//! `.env.example` is this table rendered ([`env_example`]).
 
 use std::path::PathBuf;
 
@@ -9,11 +10,13 @@ use super::{ConfigError, Env, ListenAddr, invalid, read_secret};
 
 mod api;
 mod authz;
+mod example;
 mod guard;
 mod shared;
 
 pub use api::*;
 pub use authz::*;
+pub use example::env_example;
 pub use guard::{OWNED_PREFIXES, reject_unknown};
 pub use shared::*;
 

@@ -1,70 +1,68 @@
 //! ipm-api's configuration: environment variables, optionally from a `.env` file shared with
-//! authz. The secret, header and policy settings are read exactly as authz reads them.
+//! authz. The secret, header and policy settings are read exactly as authz reads them; every
+//! variable, its default and its documentation are in [`spec`](ipm_runtime::config::spec).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipm_policy::secret::Secret;
+use ipm_runtime::config::spec::{
+    API_CLIENT_IP_HEADER, API_LISTEN, API_POLICY_POLL_SECONDS, CSP, DATABASE_URL,
+    DB_ACQUIRE_TIMEOUT_MS, DB_AUTO_MIGRATE, DB_MAX_CONNECTIONS, GROUPS_FILE, HSTS, POLICY_DIR,
+    X_PROXY_SECRET_HEADER, X_USER_ID_HEADER,
+};
 use ipm_runtime::config::{
-    ConfigError, DirectoryConfig, ListenAddr, SecretConfig, environment, identity_header_names,
-    parse_bool, parse_header_name, parse_num, reject_unknown,
+    ConfigError, DirectoryConfig, Env, ListenAddr, Program, SecretConfig, environment,
+    identity_header_names, log_file, reject_unknown,
 };
 
 use crate::image_config::ImageConfig;
 
 /// The embedded default: a SQLite file under `data/`, created on first start.
-pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/ipm.db?mode=rwc";
+pub const DEFAULT_DATABASE_URL: &str = DATABASE_URL.default;
 
 /// The default `Content-Security-Policy`: the API serves JSON only, so nothing may load.
-pub const DEFAULT_CSP: &str =
-    "default-src 'none'; frame-ancestors 'self'; base-uri 'none'; form-action 'none'";
+pub const DEFAULT_CSP: &str = CSP.default;
 
-/// Variables starting with `API_` that ipm-api knows; any other is a typo and refused.
-const KNOWN_API_VARS: &[&str] = &[
-    "API_LISTEN",
-    "API_CLIENT_IP_HEADER",
-    "API_POLICY_POLL_SECONDS",
-];
-
-/// ipm-api's settings. Defaults in brackets.
+/// ipm-api's settings. Each field names its variable; the defaults and documentation are in
+/// [`spec`](ipm_runtime::config::spec).
 #[derive(Clone)]
 pub struct Config {
     /// `PROXY_SHARED_SECRET` (or `_FILE`), `PROXY_SHARED_SECRET_PREVIOUS`, `DEBUG`,
     /// `SKIP_HEADER_CHECK`: as for authz.
     pub secrets: SecretConfig,
-    /// `X_USER_ID_HEADER` [X-User-Email]
+    /// [`X_USER_ID_HEADER`], in lower case.
     pub user_header: String,
-    /// `X_PROXY_SECRET_HEADER` [X-Proxy-Secret]
+    /// [`X_PROXY_SECRET_HEADER`], in lower case.
     pub secret_header: String,
-    /// `API_CLIENT_IP_HEADER` [X-Real-IP]: the client address for policies; the peer address
-    /// when absent; empty uses the peer address only.
+    /// [`API_CLIENT_IP_HEADER`]: the client address for policies; the peer address when
+    /// absent; empty (`None`) uses the peer address only.
     pub client_ip_header: Option<String>,
-    /// `POLICY_DIR` [policies]
+    /// [`POLICY_DIR`]
     pub policy_dir: PathBuf,
-    /// `GROUPS_FILE` [policies/groups.toml], with `GROUP_SOURCE=file` (the default).
+    /// [`GROUPS_FILE`], with `GROUP_SOURCE=file` (the default).
     pub groups_file: PathBuf,
     /// `GROUP_SOURCE`, `AUTH_*`, `GROUP_CACHE*`, `REDIS_*`: the same group source as authz.
     /// (The admin listener is authz's; ipm-api does not open one.)
     pub directory: DirectoryConfig,
-    /// `API_POLICY_POLL_SECONDS` [2]: rescan interval backing up file events; 0 disables.
+    /// [`API_POLICY_POLL_SECONDS`]: rescan interval backing up file events; 0 disables.
     pub policy_poll: Duration,
-    /// `API_LISTEN` [127.0.0.1:8000]; `unix:/path.sock` for a unix socket.
+    /// [`API_LISTEN`]; `unix:/path.sock` for a unix socket.
     pub listen: ListenAddr,
-    /// `DATABASE_URL` [sqlite://data/ipm.db?mode=rwc]; `postgres://…` in production. Never logged.
+    /// [`DATABASE_URL`]; `postgres://…` in production. Never logged.
     pub database_url: String,
-    /// `DB_AUTO_MIGRATE` [true for SQLite, false otherwise]: apply migrations at start.
+    /// [`DB_AUTO_MIGRATE`] (true for SQLite, false otherwise): apply migrations at start.
     pub db_auto_migrate: bool,
-    /// `DB_MAX_CONNECTIONS` [10]
+    /// [`DB_MAX_CONNECTIONS`]
     pub db_max_connections: u32,
-    /// `DB_ACQUIRE_TIMEOUT_MS` [3000]: how long a request waits for the database before 503.
+    /// [`DB_ACQUIRE_TIMEOUT_MS`]: how long a request waits for the database before 503.
     pub db_acquire_timeout: Duration,
-    /// `CSP` [default-src 'none'; frame-ancestors 'self'; base-uri 'none'; form-action 'none']
+    /// [`CSP`]
     pub csp: String,
-    /// `HSTS` [false]: send `Strict-Transport-Security` (only behind HTTPS).
+    /// [`HSTS`]: send `Strict-Transport-Security` (only behind HTTPS).
     pub hsts: bool,
-    /// `LOG_FILE` [logs/app.json]; empty disables the file.
+    /// [`LOG_FILE`](ipm_runtime::config::spec::LOG_FILE); empty is `None`.
     pub log_file: Option<PathBuf>,
     /// `STORAGE_*`, `S3_*`, `MAX_UPLOAD_BYTES`, `IMAGE_*`: where images live and what is
     /// accepted (see `ImageConfig`).
@@ -84,19 +82,6 @@ impl std::fmt::Debug for Config {
             .field("log_file", &self.log_file)
             .field("images", &self.images)
             .finish_non_exhaustive()
-    }
-}
-
-type Env = HashMap<String, String>;
-
-fn get<'a>(env: &'a Env, var: &str) -> Option<&'a str> {
-    env.get(var).map(String::as_str)
-}
-
-fn invalid(var: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        var: var.to_string(),
-        message: message.into(),
     }
 }
 
@@ -127,29 +112,21 @@ impl DbSettings {
 
     /// Reads `DATABASE_URL`, `DB_AUTO_MIGRATE`, `DB_MAX_CONNECTIONS`, `DB_ACQUIRE_TIMEOUT_MS`.
     pub fn from_map(env: &Env) -> Result<Self, ConfigError> {
-        let url = get(env, "DATABASE_URL")
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .unwrap_or(DEFAULT_DATABASE_URL)
-            .to_string();
+        let url = DATABASE_URL.value(env).to_string();
         let backend = backend_of(&url);
         if backend == "unknown" {
-            return Err(invalid(
-                "DATABASE_URL",
-                "must start with `sqlite:` or `postgres:` (`postgresql:`)",
-            ));
+            return Err(
+                DATABASE_URL.invalid("must start with `sqlite:` or `postgres:` (`postgresql:`)")
+            );
         }
-        let auto_migrate = parse_bool(env, "DB_AUTO_MIGRATE", backend == "sqlite")?;
-        let max_connections: u32 = parse_num(env, "DB_MAX_CONNECTIONS", 10)?;
+        let auto_migrate = DB_AUTO_MIGRATE.get_or(env, backend == "sqlite")?;
+        let max_connections = DB_MAX_CONNECTIONS.get(env)?;
         if !(1..=1000).contains(&max_connections) {
-            return Err(invalid("DB_MAX_CONNECTIONS", "must be between 1 and 1000"));
+            return Err(DB_MAX_CONNECTIONS.invalid("must be between 1 and 1000"));
         }
-        let acquire_ms: u64 = parse_num(env, "DB_ACQUIRE_TIMEOUT_MS", 3000)?;
+        let acquire_ms = DB_ACQUIRE_TIMEOUT_MS.get(env)?;
         if !(10..=60_000).contains(&acquire_ms) {
-            return Err(invalid(
-                "DB_ACQUIRE_TIMEOUT_MS",
-                "must be between 10 and 60000 milliseconds",
-            ));
+            return Err(DB_ACQUIRE_TIMEOUT_MS.invalid("must be between 10 and 60000 milliseconds"));
         }
         Ok(Self {
             url,
@@ -178,47 +155,26 @@ impl Config {
 
     /// Builds the configuration from a variable map.
     pub fn from_map(env: &Env) -> Result<Self, ConfigError> {
-        reject_unknown(env, "API_", KNOWN_API_VARS, "ipm-api")?;
+        reject_unknown(env, Program::Api)?;
         let secrets = SecretConfig::from_map(env)?;
         let (user_header, secret_header) = identity_header_names(env)?;
-        let client_ip_header = match get(env, "API_CLIENT_IP_HEADER") {
-            Some("") => None,
-            _ => Some(parse_header_name(env, "API_CLIENT_IP_HEADER", "X-Real-IP")?),
-        };
-        let path = |var: &str, default: &str| {
-            PathBuf::from(get(env, var).filter(|v| !v.is_empty()).unwrap_or(default))
-        };
-        let listen = get(env, "API_LISTEN")
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .unwrap_or("127.0.0.1:8000")
-            .parse()
-            .map_err(|m| invalid("API_LISTEN", m))?;
+        let client_ip_header = API_CLIENT_IP_HEADER.header_or_off(env)?;
+        let listen = API_LISTEN.listen(env)?;
         let db = DbSettings::from_map(env)?;
-        let csp = match get(env, "CSP").map(str::trim) {
-            None | Some("") => DEFAULT_CSP.to_string(),
-            Some(v) if v.bytes().all(|b| (0x20..0x7f).contains(&b)) => v.to_string(),
-            Some(_) => {
-                return Err(invalid(
-                    "CSP",
-                    "must be printable ASCII (it is sent as a header)",
-                ));
-            }
-        };
-        let log_file = match get(env, "LOG_FILE") {
-            Some("") => None,
-            Some(v) => Some(PathBuf::from(v)),
-            None => Some(PathBuf::from("logs/app.json")),
-        };
-        let poll: u64 = parse_num(env, "API_POLICY_POLL_SECONDS", 2)?;
-        let directory = DirectoryConfig::from_map(env, secrets.debug, &[("API_LISTEN", &listen)])?;
+        let csp = CSP.value(env);
+        if !csp.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+            return Err(CSP.invalid("must be printable ASCII (it is sent as a header)"));
+        }
+        let poll = API_POLICY_POLL_SECONDS.get(env)?;
+        let directory =
+            DirectoryConfig::from_map(env, secrets.debug, &[(API_LISTEN.name, &listen)])?;
         Ok(Self {
             secrets,
             user_header,
             secret_header,
             client_ip_header,
-            policy_dir: path("POLICY_DIR", "policies"),
-            groups_file: path("GROUPS_FILE", "policies/groups.toml"),
+            policy_dir: POLICY_DIR.path(env),
+            groups_file: GROUPS_FILE.path(env),
             directory,
             policy_poll: Duration::from_secs(poll),
             listen,
@@ -226,14 +182,15 @@ impl Config {
             db_auto_migrate: db.auto_migrate,
             db_max_connections: db.max_connections,
             db_acquire_timeout: db.acquire_timeout,
-            csp,
-            hsts: parse_bool(env, "HSTS", false)?,
-            log_file,
+            csp: csp.to_string(),
+            hsts: HSTS.get(env)?,
+            log_file: log_file(env),
             images: ImageConfig::from_map(env)?,
         })
     }
 
-    /// A configuration for tests: loopback port 0, no log file, migrations at start.
+    /// A configuration for tests: loopback port 0, no log file, migrations at start, a small
+    /// pool, the spec's defaults otherwise.
     pub fn for_test(
         policy_dir: &Path,
         groups_file: &Path,
@@ -247,20 +204,20 @@ impl Config {
                 debug: false,
                 skip_header_check: false,
             },
-            user_header: "x-user-email".into(),
-            secret_header: "x-proxy-secret".into(),
-            client_ip_header: Some("x-real-ip".into()),
+            user_header: X_USER_ID_HEADER.default.to_ascii_lowercase(),
+            secret_header: X_PROXY_SECRET_HEADER.default.to_ascii_lowercase(),
+            client_ip_header: Some(API_CLIENT_IP_HEADER.default.to_ascii_lowercase()),
             policy_dir: policy_dir.to_path_buf(),
             groups_file: groups_file.to_path_buf(),
             directory: DirectoryConfig::default(),
-            policy_poll: Duration::from_secs(2),
+            policy_poll: Duration::from_secs(API_POLICY_POLL_SECONDS.default),
             listen: ListenAddr::Tcp(SocketAddr::from(([127, 0, 0, 1], 0))),
             database_url: database_url.to_string(),
             db_auto_migrate: true,
             db_max_connections: 5,
-            db_acquire_timeout: Duration::from_secs(3),
+            db_acquire_timeout: Duration::from_millis(DB_ACQUIRE_TIMEOUT_MS.default),
             csp: DEFAULT_CSP.into(),
-            hsts: false,
+            hsts: HSTS.default,
             log_file: None,
             // Beside the policies, inside the test's own folder.
             images: ImageConfig::for_test(
@@ -333,6 +290,30 @@ mod tests {
         assert!(
             err(&[("PROXY_SHARED_SECRET", GOOD), ("API_LISTEN", "nowhere")])
                 .starts_with("API_LISTEN is invalid")
+        );
+    }
+
+    #[test]
+    fn the_example_file_reads_as_the_defaults() {
+        let mut example: Env = ipm_runtime::config::spec::all()
+            .filter(|v| !v.is_commented())
+            .map(|v| (v.name().to_string(), v.shown().unwrap_or_default()))
+            .collect();
+        example.insert("PROXY_SHARED_SECRET".into(), GOOD.into());
+        let example = Config::from_map(&example).unwrap_or_else(|e| unreachable!("{e}"));
+        let unset = Config::from_map(&env(&[("PROXY_SHARED_SECRET", GOOD)]))
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(format!("{example:?}"), format!("{unset:?}"));
+        assert_eq!(example.database_url, unset.database_url);
+        assert_eq!(example.client_ip_header, unset.client_ip_header);
+        assert_eq!(example.policy_poll, unset.policy_poll);
+        assert_eq!(example.db_max_connections, unset.db_max_connections);
+        assert_eq!(example.db_acquire_timeout, unset.db_acquire_timeout);
+        assert_eq!(example.csp, DEFAULT_CSP);
+        assert_eq!(example.csp, unset.csp);
+        assert_eq!(
+            (example.user_header, example.secret_header),
+            (unset.user_header, unset.secret_header)
         );
     }
 }

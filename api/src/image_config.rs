@@ -1,33 +1,24 @@
 //! Image settings: where the bytes are stored (`STORAGE_*`, `S3_*`), how large and what kind
 //! of upload is accepted, and how downloads are answered (`IMAGE_*`, `MAX_UPLOAD_BYTES`).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipm_policy::secret::Secret;
-use ipm_runtime::config::{ConfigError, environment, parse_bool, parse_num, read_secret};
+use ipm_runtime::config::spec::{
+    IMAGE_ALLOW_SVG, IMAGE_DOWNLOAD, IMAGE_REDIRECT_EXPIRY_SECONDS, MAX_UPLOAD_BYTES,
+    S3_ACCESS_KEY_ID, S3_BUCKET, S3_ENDPOINT, S3_FORCE_PATH_STYLE, S3_KEY_PREFIX, S3_REGION,
+    S3_SECRET_ACCESS_KEY, S3_SECRET_ACCESS_KEY_FILE, STORAGE_BACKEND, STORAGE_DIR, Unset, Var,
+};
+use ipm_runtime::config::{ConfigError, Env, environment};
 
 /// The default upload limit: 100 MiB.
-pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 100 << 20;
-
-type Env = HashMap<String, String>;
-
-fn get<'a>(env: &'a Env, var: &str) -> Option<&'a str> {
-    env.get(var).map(|v| v.trim()).filter(|v| !v.is_empty())
-}
-
-fn invalid(var: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        var: var.to_string(),
-        message: message.into(),
-    }
-}
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = MAX_UPLOAD_BYTES.default;
 
 /// Where image bytes are stored.
 #[derive(Debug, Clone)]
 pub enum StorageConfig {
-    /// `STORAGE_BACKEND=local` (the default): `STORAGE_DIR` [data/images].
+    /// [`STORAGE_BACKEND`]`=local` (the default): files under [`STORAGE_DIR`].
     Local { dir: PathBuf },
     /// `STORAGE_BACKEND=s3`.
     S3(S3Config),
@@ -36,19 +27,19 @@ pub enum StorageConfig {
 /// An S3 bucket. `Debug` never shows the secret key.
 #[derive(Debug, Clone)]
 pub struct S3Config {
-    /// `S3_ENDPOINT`: the server's URL (MinIO, another S3-compatible server); unset for AWS.
+    /// [`S3_ENDPOINT`]: the server's URL (MinIO, another S3-compatible server); unset for AWS.
     pub endpoint: Option<String>,
-    /// `S3_BUCKET` (required). It must exist: checked at start.
+    /// [`S3_BUCKET`] (required). It must exist: checked at start.
     pub bucket: String,
-    /// `S3_REGION` [us-east-1]
+    /// [`S3_REGION`]
     pub region: String,
-    /// `S3_ACCESS_KEY_ID` (required)
+    /// [`S3_ACCESS_KEY_ID`] (required)
     pub access_key_id: String,
-    /// `S3_SECRET_ACCESS_KEY` or `S3_SECRET_ACCESS_KEY_FILE` (required)
+    /// [`S3_SECRET_ACCESS_KEY`] or `S3_SECRET_ACCESS_KEY_FILE` (required)
     pub secret_access_key: Secret,
-    /// `S3_FORCE_PATH_STYLE` [false]: `endpoint/bucket/key` URLs, as MinIO needs.
+    /// [`S3_FORCE_PATH_STYLE`]: `endpoint/bucket/key` URLs, as MinIO needs.
     pub force_path_style: bool,
-    /// `S3_KEY_PREFIX` [images/]: objects live under it; `ipm-api gc` looks nowhere else.
+    /// [`S3_KEY_PREFIX`]: objects live under it; `ipm-api gc` looks nowhere else.
     pub prefix: String,
 }
 
@@ -61,17 +52,18 @@ pub enum DownloadMode {
     Redirect,
 }
 
-/// Image settings. Defaults in brackets.
+/// Image settings. Each field names its variable; the defaults and documentation are in
+/// [`spec`](ipm_runtime::config::spec).
 #[derive(Debug, Clone)]
 pub struct ImageConfig {
     pub storage: StorageConfig,
-    /// `MAX_UPLOAD_BYTES` [104857600]: larger uploads answer 413.
+    /// [`MAX_UPLOAD_BYTES`]: larger uploads answer 413.
     pub max_upload_bytes: u64,
-    /// `IMAGE_DOWNLOAD` [stream]
+    /// [`IMAGE_DOWNLOAD`]
     pub download: DownloadMode,
-    /// `IMAGE_REDIRECT_EXPIRY_SECONDS` [60]: how long a presigned URL works (1 to 3600).
+    /// [`IMAGE_REDIRECT_EXPIRY_SECONDS`]: how long a presigned URL works (1 to 3600).
     pub redirect_expiry: Duration,
-    /// `IMAGE_ALLOW_SVG` [false]: accept SVG (scripts can hide in it; downloads are always
+    /// [`IMAGE_ALLOW_SVG`]: accept SVG (scripts can hide in it; downloads are always
     /// attachments under a strict CSP).
     pub allow_svg: bool,
 }
@@ -82,129 +74,107 @@ impl ImageConfig {
     }
 
     pub fn from_map(env: &Env) -> Result<Self, ConfigError> {
-        let storage = match get(env, "STORAGE_BACKEND")
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            None | Some("local") => StorageConfig::Local {
-                dir: PathBuf::from(get(env, "STORAGE_DIR").unwrap_or("data/images")),
+        let storage = match STORAGE_BACKEND.choice(env).as_str() {
+            "local" => StorageConfig::Local {
+                dir: STORAGE_DIR.path(env),
             },
-            Some("s3") => StorageConfig::S3(S3Config::from_map(env)?),
-            Some(other) => {
-                return Err(invalid(
-                    "STORAGE_BACKEND",
-                    format!("`{other}` is not `local` or `s3`"),
-                ));
+            "s3" => StorageConfig::S3(S3Config::from_map(env)?),
+            other => {
+                return Err(STORAGE_BACKEND.invalid(format!("`{other}` is not `local` or `s3`")));
             }
         };
-        let max_upload_bytes: u64 = parse_num(env, "MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES)?;
+        let max_upload_bytes = MAX_UPLOAD_BYTES.get(env)?;
         if max_upload_bytes == 0 {
-            return Err(invalid("MAX_UPLOAD_BYTES", "must be at least 1"));
+            return Err(MAX_UPLOAD_BYTES.invalid("must be at least 1"));
         }
-        let download = match get(env, "IMAGE_DOWNLOAD")
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            None | Some("stream") => DownloadMode::Stream,
-            Some("redirect") => DownloadMode::Redirect,
-            Some(other) => {
-                return Err(invalid(
-                    "IMAGE_DOWNLOAD",
-                    format!("`{other}` is not `stream` or `redirect`"),
-                ));
+        let download = match IMAGE_DOWNLOAD.choice(env).as_str() {
+            "stream" => DownloadMode::Stream,
+            "redirect" => DownloadMode::Redirect,
+            other => {
+                return Err(
+                    IMAGE_DOWNLOAD.invalid(format!("`{other}` is not `stream` or `redirect`"))
+                );
             }
         };
         if download == DownloadMode::Redirect && matches!(storage, StorageConfig::Local { .. }) {
-            return Err(invalid(
-                "IMAGE_DOWNLOAD",
+            return Err(IMAGE_DOWNLOAD.invalid(
                 "`redirect` needs STORAGE_BACKEND=s3 (local files have no URL to redirect to)",
             ));
         }
-        let expiry: u64 = parse_num(env, "IMAGE_REDIRECT_EXPIRY_SECONDS", 60)?;
+        let expiry = IMAGE_REDIRECT_EXPIRY_SECONDS.get(env)?;
         if !(1..=3600).contains(&expiry) {
-            return Err(invalid(
-                "IMAGE_REDIRECT_EXPIRY_SECONDS",
-                "must be between 1 and 3600 seconds",
-            ));
+            return Err(IMAGE_REDIRECT_EXPIRY_SECONDS.invalid("must be between 1 and 3600 seconds"));
         }
         Ok(Self {
             storage,
             max_upload_bytes,
             download,
             redirect_expiry: Duration::from_secs(expiry),
-            allow_svg: parse_bool(env, "IMAGE_ALLOW_SVG", false)?,
+            allow_svg: IMAGE_ALLOW_SVG.get(env)?,
         })
     }
 
-    /// Local storage in `dir`, the default limits.
+    /// Local storage in `dir`, the spec's defaults otherwise.
     pub fn for_test(dir: &Path) -> Self {
         Self {
             storage: StorageConfig::Local {
                 dir: dir.to_path_buf(),
             },
-            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            max_upload_bytes: MAX_UPLOAD_BYTES.default,
             download: DownloadMode::Stream,
-            redirect_expiry: Duration::from_secs(60),
-            allow_svg: false,
+            redirect_expiry: Duration::from_secs(IMAGE_REDIRECT_EXPIRY_SECONDS.default),
+            allow_svg: IMAGE_ALLOW_SVG.default,
         }
     }
 }
 
 impl S3Config {
     fn from_map(env: &Env) -> Result<Self, ConfigError> {
-        let required = |var: &'static str| {
-            get(env, var)
+        let required = |var: Var<Unset>| {
+            var.raw(env)
                 .map(str::to_string)
-                .ok_or(ConfigError::Missing {
-                    var,
-                    why: "STORAGE_BACKEND=s3 needs it",
-                })
+                .ok_or(var.missing("STORAGE_BACKEND=s3 needs it"))
         };
-        let endpoint = match get(env, "S3_ENDPOINT") {
+        let endpoint = match S3_ENDPOINT.raw(env) {
             None => None,
             Some(e) if e.starts_with("http://") || e.starts_with("https://") => {
                 Some(e.trim_end_matches('/').to_string())
             }
             Some(_) => {
-                return Err(invalid("S3_ENDPOINT", "must be an http:// or https:// URL"));
+                return Err(S3_ENDPOINT.invalid("must be an http:// or https:// URL"));
             }
         };
-        let bucket = required("S3_BUCKET")?;
+        let bucket = required(S3_BUCKET)?;
         if !(3..=63).contains(&bucket.len())
             || !bucket
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
         {
-            return Err(invalid(
-                "S3_BUCKET",
-                format!("`{bucket}` is not a bucket name (3 to 63 of a-z, 0-9, `-`, `.`)"),
-            ));
+            return Err(S3_BUCKET.invalid(format!(
+                "`{bucket}` is not a bucket name (3 to 63 of a-z, 0-9, `-`, `.`)"
+            )));
         }
-        let secret_access_key =
-            read_secret(env, "S3_SECRET_ACCESS_KEY", "S3_SECRET_ACCESS_KEY_FILE")?.ok_or(
-                ConfigError::Missing {
-                    var: "S3_SECRET_ACCESS_KEY",
-                    why: "STORAGE_BACKEND=s3 needs it (or S3_SECRET_ACCESS_KEY_FILE)",
-                },
+        let secret_access_key = S3_SECRET_ACCESS_KEY
+            .secret_value(env, &S3_SECRET_ACCESS_KEY_FILE)?
+            .ok_or(
+                S3_SECRET_ACCESS_KEY
+                    .missing("STORAGE_BACKEND=s3 needs it (or S3_SECRET_ACCESS_KEY_FILE)"),
             )?;
-        let prefix = match env.get("S3_KEY_PREFIX").map(|p| p.trim()) {
-            None => "images/".to_string(),
-            Some(p) if p.split('/').any(|s| s == ".." || s == ".") || p.starts_with('/') => {
-                return Err(invalid(
-                    "S3_KEY_PREFIX",
-                    "must not start with `/` or hold `.` or `..` segments",
-                ));
-            }
-            Some(p) => p.to_string(),
-        };
+        // Set empty, there is no prefix: objects live at the bucket's root.
+        let prefix = S3_KEY_PREFIX.value_or_off(env).unwrap_or_default();
+        if prefix.split('/').any(|s| s == ".." || s == ".") || prefix.starts_with('/') {
+            return Err(
+                S3_KEY_PREFIX.invalid("must not start with `/` or hold `.` or `..` segments")
+            );
+        }
         Ok(Self {
             endpoint,
             bucket,
-            region: get(env, "S3_REGION").unwrap_or("us-east-1").to_string(),
-            access_key_id: required("S3_ACCESS_KEY_ID")?,
+            region: S3_REGION.value(env).to_string(),
+            access_key_id: required(S3_ACCESS_KEY_ID)?,
             secret_access_key,
-            force_path_style: parse_bool(env, "S3_FORCE_PATH_STYLE", false)?,
-            prefix,
+            force_path_style: S3_FORCE_PATH_STYLE.get(env)?,
+            prefix: prefix.to_string(),
         })
     }
 }

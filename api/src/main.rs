@@ -74,12 +74,9 @@ fn main() -> ExitCode {
     }
 }
 
+/// `LOG_FILE`, for the commands that read only part of the configuration.
 fn log_file() -> Option<PathBuf> {
-    match std::env::var("LOG_FILE") {
-        Ok(v) if v.is_empty() => None,
-        Ok(v) => Some(PathBuf::from(v)),
-        Err(_) => Some(PathBuf::from("logs/app.json")),
-    }
+    ipm_runtime::config::log_file(&ipm_runtime::config::environment().unwrap_or_default())
 }
 
 fn migrate() -> ExitCode {

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
+use ipm_runtime::config::spec::{self, Var};
 
 use crate::tools::test::{CaseSpec, TESTS_DIR, load_cases, resolve};
 use ipm_policy::groups::GroupIndex;
@@ -68,15 +69,13 @@ pub fn run(command: Command) -> i32 {
     rc
 }
 
-fn env_path(var: &str, default: &str) -> PathBuf {
-    std::env::var_os(var)
-        .filter(|v| !v.is_empty())
-        .map_or_else(|| PathBuf::from(default), PathBuf::from)
+/// A path variable from the process environment, or its default from the spec.
+fn env_path(var: &Var<&'static str>) -> PathBuf {
+    var.path(&std::env::vars().collect())
 }
 
 fn policy_dir(dir: Option<&PathBuf>) -> PathBuf {
-    dir.cloned()
-        .unwrap_or_else(|| env_path("POLICY_DIR", "policies"))
+    dir.cloned().unwrap_or_else(|| env_path(&spec::POLICY_DIR))
 }
 
 fn load(dir: &Path) -> Result<PolicySnapshot, String> {
@@ -178,7 +177,7 @@ pub fn explain(args: &ExplainArgs) -> (String, i32) {
             let file = args
                 .groups_file
                 .clone()
-                .unwrap_or_else(|| env_path("GROUPS_FILE", "policies/groups.toml"));
+                .unwrap_or_else(|| env_path(&spec::GROUPS_FILE));
             match GroupIndex::load(&file) {
                 Ok(idx) => idx.groups(&user).to_vec(),
                 Err(e) => return (format!("error: {e}\n"), EXIT_ERROR),

@@ -1,63 +1,58 @@
 //! authz's configuration: environment variables, optionally from a `.env` file.
-//! Every variable is documented in `.env.example`; unsafe combinations refuse to start.
+//! Every variable, its default and its documentation are in [`spec`](ipm_runtime::config::spec); unsafe combinations
+//! refuse to start.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipm_policy::secret::Secret;
+use ipm_runtime::config::spec::{
+    AUTHZ_CLIENT_IP_HEADER, AUTHZ_ENTITY_CACHE_TTL_MS, AUTHZ_GROUPS_HEADER_MAX, AUTHZ_GRPC_LISTEN,
+    AUTHZ_LISTEN, AUTHZ_POLICY_POLL_SECONDS, DATABASE_URL, GROUPS_FILE, POLICY_DIR,
+    POLICY_SHADOW_DIR, X_PROXY_SECRET_HEADER, X_USER_ID_HEADER,
+};
 use ipm_runtime::config::{
-    ConfigError, DirectoryConfig, Env, ListenAddr, SecretConfig, environment, get,
-    identity_header_names, invalid, parse_header_name, parse_num, reject_unknown,
+    ConfigError, DirectoryConfig, Env, ListenAddr, Program, SecretConfig, environment,
+    identity_header_names, log_file, reject_unknown,
 };
 
-/// Variables starting with `AUTHZ_` that authz knows; any other is a typo and refused.
-const KNOWN_AUTHZ_VARS: &[&str] = &[
-    "AUTHZ_LISTEN",
-    "AUTHZ_GRPC_LISTEN",
-    "AUTHZ_CLIENT_IP_HEADER",
-    "AUTHZ_GROUPS_HEADER_MAX",
-    "AUTHZ_POLICY_POLL_SECONDS",
-    "AUTHZ_ADMIN_LISTEN",
-    "AUTHZ_ADMIN_TOKEN",
-    "AUTHZ_ADMIN_TOKEN_FILE",
-    "AUTHZ_ENTITY_CACHE_TTL_MS",
-];
-
-/// authz's settings. Defaults in brackets.
+/// authz's settings. Each field names its variable; the defaults and documentation are in
+/// [`spec`](ipm_runtime::config::spec).
 #[derive(Clone)]
 pub struct Config {
     /// The shared secret, `DEBUG` and `SKIP_HEADER_CHECK`.
     pub secrets: SecretConfig,
-    /// `X_USER_ID_HEADER` [X-User-Email]
+    /// [`X_USER_ID_HEADER`], in lower case.
     pub user_header: String,
-    /// `X_PROXY_SECRET_HEADER` [X-Proxy-Secret]
+    /// [`X_PROXY_SECRET_HEADER`], in lower case.
     pub secret_header: String,
-    /// `POLICY_DIR` [policies]
+    /// [`POLICY_DIR`]
     pub policy_dir: PathBuf,
-    /// `GROUPS_FILE` [policies/groups.toml]
+    /// [`GROUPS_FILE`]
     pub groups_file: PathBuf,
-    /// `POLICY_SHADOW_DIR` [unset]: a candidate policy directory decided beside the live one
-    /// on every request and never enforced; disagreements are logged and counted.
+    /// [`POLICY_SHADOW_DIR`] (unset: off): a candidate policy directory decided beside the
+    /// live one on every request and never enforced; disagreements are logged and counted.
     pub policy_shadow_dir: Option<PathBuf>,
-    /// `AUTHZ_LISTEN` [127.0.0.1:8181]
+    /// [`AUTHZ_LISTEN`]
     pub listen: ListenAddr,
-    /// `AUTHZ_GRPC_LISTEN` [127.0.0.1:9191]: Envoy ext_authz over gRPC; `off` disables it.
+    /// [`AUTHZ_GRPC_LISTEN`]: Envoy ext_authz over gRPC; `off` is `None`.
     pub grpc_listen: Option<ListenAddr>,
-    /// `LOG_FILE` [logs/app.json]; empty disables the file.
+    /// [`LOG_FILE`](ipm_runtime::config::spec::LOG_FILE); empty is `None`.
     pub log_file: Option<PathBuf>,
-    /// `AUTHZ_CLIENT_IP_HEADER` [X-Real-IP]: the header carrying the client address; empty disables.
+    /// [`AUTHZ_CLIENT_IP_HEADER`]: the header carrying the client address; empty is `None`.
     pub client_ip_header: Option<String>,
-    /// `AUTHZ_GROUPS_HEADER_MAX` [2048]: most bytes sent in `X-Authz-Groups`.
+    /// [`AUTHZ_GROUPS_HEADER_MAX`]: most bytes sent in `X-Authz-Groups`.
     pub groups_header_max: usize,
-    /// `AUTHZ_POLICY_POLL_SECONDS` [2]: rescan interval backing up file events; 0 disables.
+    /// [`AUTHZ_POLICY_POLL_SECONDS`]: rescan interval backing up file events; 0 disables.
     pub policy_poll: Duration,
     /// Group membership from the directory, its cache and the admin listener.
     pub directory: DirectoryConfig,
-    /// `DATABASE_URL` [unset]: the API's database, read to resolve `Project` entities for
-    /// per-project routes; unset, such routes carry no project data. Never logged.
+    /// [`DATABASE_URL`] (unset for authz, whatever the API's default): the API's database,
+    /// read to resolve `Project` entities for per-project routes; unset, such routes carry no
+    /// project data. Never logged.
     pub database_url: Option<String>,
-    /// `AUTHZ_ENTITY_CACHE_TTL_MS` [2000]: how long a project's group is remembered; 0 disables.
+    /// [`AUTHZ_ENTITY_CACHE_TTL_MS`]: how long a project's group is remembered; 0 disables.
     pub entity_cache_ttl: Duration,
 }
 
@@ -78,22 +73,17 @@ impl std::fmt::Debug for Config {
     }
 }
 
-/// `AUTHZ_GRPC_LISTEN`: an address, `off`, or unset for the default. It must not be the HTTP
-/// listener's address: two servers on one unix socket path would unlink each other's socket.
+/// `AUTHZ_GRPC_LISTEN`: an address or `off`. It must not be the HTTP listener's address: two
+/// servers on one unix socket path would unlink each other's socket.
 fn parse_grpc_listen(env: &Env, http: &ListenAddr) -> Result<Option<ListenAddr>, ConfigError> {
-    let var = "AUTHZ_GRPC_LISTEN";
-    let value = get(env, var)
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .unwrap_or("127.0.0.1:9191");
-    if value.eq_ignore_ascii_case("off") {
+    if AUTHZ_GRPC_LISTEN.value(env).eq_ignore_ascii_case("off") {
         return Ok(None);
     }
-    let addr: ListenAddr = value.parse().map_err(|m| invalid(var, m))?;
+    let addr = AUTHZ_GRPC_LISTEN.listen(env)?;
     // Port 0 asks for any free port, so two port-0 listeners never collide.
     let ephemeral = matches!(&addr, ListenAddr::Tcp(a) if a.port() == 0);
     if &addr == http && !ephemeral {
-        return Err(invalid(var, format!("`{addr}` is also AUTHZ_LISTEN")));
+        return Err(AUTHZ_GRPC_LISTEN.invalid(format!("`{addr}` is also AUTHZ_LISTEN")));
     }
     Ok(Some(addr))
 }
@@ -106,71 +96,45 @@ impl Config {
 
     /// Builds the configuration from a variable map.
     pub fn from_map(env: &Env) -> Result<Self, ConfigError> {
-        reject_unknown(env, "AUTHZ_", KNOWN_AUTHZ_VARS, "authz")?;
+        reject_unknown(env, Program::Authz)?;
         let secrets = SecretConfig::from_map(env)?;
         let (user_header, secret_header) = identity_header_names(env)?;
-        let path = |var: &str, default: &str| {
-            PathBuf::from(get(env, var).filter(|v| !v.is_empty()).unwrap_or(default))
-        };
-        let listen = get(env, "AUTHZ_LISTEN")
-            .filter(|v| !v.is_empty())
-            .unwrap_or("127.0.0.1:8181")
-            .parse()
-            .map_err(|m| invalid("AUTHZ_LISTEN", m))?;
+        let listen = AUTHZ_LISTEN.listen(env)?;
         let grpc_listen = parse_grpc_listen(env, &listen)?;
-        let log_file = match get(env, "LOG_FILE") {
-            Some("") => None,
-            Some(v) => Some(PathBuf::from(v)),
-            None => Some(PathBuf::from("logs/app.json")),
-        };
-        let client_ip_header = match get(env, "AUTHZ_CLIENT_IP_HEADER") {
-            Some("") => None,
-            _ => Some(parse_header_name(
-                env,
-                "AUTHZ_CLIENT_IP_HEADER",
-                "X-Real-IP",
-            )?),
-        };
-        let groups_header_max = parse_num(env, "AUTHZ_GROUPS_HEADER_MAX", 2048usize)?;
+        let client_ip_header = AUTHZ_CLIENT_IP_HEADER.header_or_off(env)?;
+        let groups_header_max = AUTHZ_GROUPS_HEADER_MAX.get(env)?;
         if !(64..=16 * 1024).contains(&groups_header_max) {
-            return Err(invalid(
-                "AUTHZ_GROUPS_HEADER_MAX",
-                "must be between 64 and 16384 bytes",
-            ));
+            return Err(AUTHZ_GROUPS_HEADER_MAX.invalid("must be between 64 and 16384 bytes"));
         }
-        let poll: u64 = parse_num(env, "AUTHZ_POLICY_POLL_SECONDS", 2)?;
-        let mut taken = vec![("AUTHZ_LISTEN", &listen)];
-        taken.extend(grpc_listen.iter().map(|g| ("AUTHZ_GRPC_LISTEN", g)));
+        let poll = AUTHZ_POLICY_POLL_SECONDS.get(env)?;
+        let mut taken = vec![(AUTHZ_LISTEN.name, &listen)];
+        taken.extend(grpc_listen.iter().map(|g| (AUTHZ_GRPC_LISTEN.name, g)));
         let directory = DirectoryConfig::from_map(env, secrets.debug, &taken)?;
-        let database_url = get(env, "DATABASE_URL")
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_string);
-        let entity_cache_ttl: u64 = parse_num(env, "AUTHZ_ENTITY_CACHE_TTL_MS", 2000)?;
+        let entity_cache_ttl = AUTHZ_ENTITY_CACHE_TTL_MS.get(env)?;
         Ok(Self {
             secrets,
             user_header,
             secret_header,
-            policy_dir: path("POLICY_DIR", "policies"),
-            groups_file: path("GROUPS_FILE", "policies/groups.toml"),
-            policy_shadow_dir: get(env, "POLICY_SHADOW_DIR")
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from),
+            policy_dir: POLICY_DIR.path(env),
+            groups_file: GROUPS_FILE.path(env),
+            policy_shadow_dir: POLICY_SHADOW_DIR.raw(env).map(PathBuf::from),
             listen,
             grpc_listen,
-            log_file,
+            log_file: log_file(env),
             client_ip_header,
             groups_header_max,
             policy_poll: Duration::from_secs(poll),
             directory,
-            database_url,
+            // Not the spec's default, which is the API's own database: unset, authz reads none.
+            database_url: DATABASE_URL.raw(env).map(str::to_string),
             entity_cache_ttl: Duration::from_millis(entity_cache_ttl),
         })
     }
 
-    /// A configuration for tests: loopback port 0, no log file, the given files.
+    /// A configuration for tests: loopback port 0, no log file, the given files, the spec's
+    /// defaults otherwise.
     pub fn for_test(policy_dir: &Path, groups_file: &Path, secret: &str) -> Self {
+        let loopback = ListenAddr::Tcp(SocketAddr::from(([127, 0, 0, 1], 0)));
         Self {
             secrets: SecretConfig {
                 secret: Secret::new(secret.as_bytes().to_vec()),
@@ -178,20 +142,20 @@ impl Config {
                 debug: false,
                 skip_header_check: false,
             },
-            user_header: "x-user-email".into(),
-            secret_header: "x-proxy-secret".into(),
+            user_header: X_USER_ID_HEADER.default.to_ascii_lowercase(),
+            secret_header: X_PROXY_SECRET_HEADER.default.to_ascii_lowercase(),
             policy_dir: policy_dir.to_path_buf(),
             groups_file: groups_file.to_path_buf(),
             policy_shadow_dir: None,
-            listen: ListenAddr::Tcp(SocketAddr::from(([127, 0, 0, 1], 0))),
-            grpc_listen: Some(ListenAddr::Tcp(SocketAddr::from(([127, 0, 0, 1], 0)))),
+            listen: loopback.clone(),
+            grpc_listen: Some(loopback),
             log_file: None,
-            client_ip_header: Some("x-real-ip".into()),
-            groups_header_max: 2048,
-            policy_poll: Duration::from_secs(2),
+            client_ip_header: Some(AUTHZ_CLIENT_IP_HEADER.default.to_ascii_lowercase()),
+            groups_header_max: AUTHZ_GROUPS_HEADER_MAX.default,
+            policy_poll: Duration::from_secs(AUTHZ_POLICY_POLL_SECONDS.default),
             directory: DirectoryConfig::default(),
             database_url: None,
-            entity_cache_ttl: Duration::from_secs(2),
+            entity_cache_ttl: Duration::from_millis(AUTHZ_ENTITY_CACHE_TTL_MS.default),
         }
     }
 }
@@ -465,5 +429,30 @@ mod tests {
             .unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(file.directory.source, GroupSourceKind::File);
         assert_eq!(file.directory.admin_listen, None);
+    }
+
+    /// `.env.example` with its secret replaced: every variable it sets, as the spec declares it.
+    fn example_env() -> Env {
+        let mut env: Env = ipm_runtime::config::spec::all()
+            .filter(|v| !v.is_commented())
+            .map(|v| (v.name().to_string(), v.shown().unwrap_or_default()))
+            .collect();
+        env.insert("PROXY_SHARED_SECRET".into(), GOOD.into());
+        env
+    }
+
+    #[test]
+    fn the_example_file_reads_as_the_defaults() {
+        let example = Config::from_map(&example_env()).unwrap_or_else(|e| unreachable!("{e}"));
+        let unset = Config::from_map(&env(&[("PROXY_SHARED_SECRET", GOOD)]))
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(format!("{example:?}"), format!("{unset:?}"));
+        assert_eq!(example.client_ip_header, unset.client_ip_header);
+        assert_eq!(example.groups_header_max, unset.groups_header_max);
+        assert_eq!(example.policy_poll, unset.policy_poll);
+        assert_eq!(example.entity_cache_ttl, unset.entity_cache_ttl);
+        // The one difference: the example names the API's database, which authz then reads.
+        assert_eq!(unset.database_url, None);
+        assert!(example.database_url.is_some());
     }
 }

@@ -5,10 +5,14 @@ use std::time::Duration;
 
 use ipm_policy::secret::Secret;
 
-use super::{
-    ConfigError, Env, ListenAddr, check_secret_strength, get, invalid, parse_bool, parse_num,
-    read_secret,
+use super::spec::{
+    AUTH_ALLOW_HTTP, AUTH_API_TOKEN, AUTH_API_TOKEN_FILE, AUTH_GROUPS_FIELD, AUTH_GROUPS_PATH,
+    AUTH_MAX_BODY_BYTES, AUTH_MAX_CONCURRENCY, AUTH_SERVER_URL, AUTH_TIMEOUT_MS,
+    AUTHZ_ADMIN_LISTEN, AUTHZ_ADMIN_TOKEN, AUTHZ_ADMIN_TOKEN_FILE, GROUP_CACHE,
+    GROUP_CACHE_MAX_USERS, GROUP_CACHE_STALE_SECONDS, GROUP_CACHE_TTL_SECONDS, GROUP_SOURCE,
+    REDIS_KEY_PREFIX, REDIS_TIMEOUT_MS, REDIS_URL,
 };
+use super::{ConfigError, Env, ListenAddr, check_secret_strength};
 
 /// Where group membership comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,12 +35,12 @@ pub enum CacheBackend {
 /// The shared cache's connection.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedisConfig {
-    /// `REDIS_URL` (required with `GROUP_CACHE=redis`): `redis://[:password@]host:port[/db]`.
+    /// [`REDIS_URL`] (required with `GROUP_CACHE=redis`): `redis://[:password@]host:port[/db]`.
     /// It may carry a password, so it is never shown.
     pub url: String,
-    /// `REDIS_KEY_PREFIX` [authz:]: the prefix of every key and of the flush channel.
+    /// [`REDIS_KEY_PREFIX`]: the prefix of every key and of the flush channel.
     pub key_prefix: String,
-    /// `REDIS_TIMEOUT_MS` [500]: longest wait for one Redis command before using the directory.
+    /// [`REDIS_TIMEOUT_MS`]: longest wait for one Redis command before using the directory.
     pub timeout: Duration,
 }
 
@@ -51,64 +55,67 @@ impl std::fmt::Debug for RedisConfig {
 }
 
 /// Group membership from the organisation's directory: the source, its cache, the admin
-/// listener that flushes the cache. Defaults in brackets.
+/// listener that flushes the cache. Each field names its variable, whose default and
+/// documentation are in [`spec`](super::spec).
 #[derive(Debug, Clone)]
 pub struct DirectoryConfig {
-    /// `GROUP_SOURCE` [file]: `file` or `http`.
+    /// [`GROUP_SOURCE`]: `file` or `http`.
     pub source: GroupSourceKind,
-    /// `AUTH_SERVER_URL` (required with `GROUP_SOURCE=http`): the directory's base URL, without
-    /// a trailing slash. `https` unless the host is loopback or `AUTH_ALLOW_HTTP=true`.
+    /// [`AUTH_SERVER_URL`] (required with `GROUP_SOURCE=http`): the directory's base URL,
+    /// without a trailing slash. `https` unless the host is loopback or `AUTH_ALLOW_HTTP=true`.
     pub server_url: Option<String>,
-    /// `AUTH_API_TOKEN` or `AUTH_API_TOKEN_FILE` (required with `GROUP_SOURCE=http`): sent as
+    /// [`AUTH_API_TOKEN`] or `AUTH_API_TOKEN_FILE` (required with `GROUP_SOURCE=http`): sent as
     /// `Authorization: Bearer`.
     pub api_token: Option<Secret>,
-    /// `AUTH_GROUPS_PATH` [/api/user/{email}/groups]: appended to the URL; `{email}` is
-    /// replaced by the percent-encoded address.
+    /// [`AUTH_GROUPS_PATH`]: appended to the URL; `{email}` is replaced by the
+    /// percent-encoded address.
     pub groups_path: String,
-    /// `AUTH_GROUPS_FIELD` [groups]: the JSON field holding the list; dots go into nested
-    /// objects (`data.groups`).
+    /// [`AUTH_GROUPS_FIELD`]: the JSON field holding the list; dots go into nested objects
+    /// (`data.groups`).
     pub groups_field: String,
-    /// `AUTH_TIMEOUT_MS` [2000]: longest wait for one directory answer, body included.
+    /// [`AUTH_TIMEOUT_MS`]: longest wait for one directory answer, body included.
     pub timeout: Duration,
-    /// `AUTH_MAX_BODY_BYTES` [262144]: larger answers are refused.
+    /// [`AUTH_MAX_BODY_BYTES`]: larger answers are refused.
     pub max_body_bytes: usize,
-    /// `AUTH_MAX_CONCURRENCY` [32]: directory calls in flight at once; more wait their turn
+    /// [`AUTH_MAX_CONCURRENCY`]: directory calls in flight at once; more wait their turn
     /// within `AUTH_TIMEOUT_MS`, so a burst of new users cannot flood the directory.
     pub max_concurrency: usize,
-    /// `AUTH_ALLOW_HTTP` [false]: allows a plain `http` directory URL on a non-loopback host
+    /// [`AUTH_ALLOW_HTTP`]: allows a plain `http` directory URL on a non-loopback host
     /// (the token then crosses the network in clear).
     pub allow_http: bool,
-    /// `GROUP_CACHE_TTL_SECONDS` [300]: how long a membership is used without asking again.
+    /// [`GROUP_CACHE_TTL_SECONDS`]: how long a membership is used without asking again.
     pub cache_ttl: Duration,
-    /// `GROUP_CACHE_STALE_SECONDS` [0 = off]: how long after expiry a membership may still be
-    /// used while the directory fails.
+    /// [`GROUP_CACHE_STALE_SECONDS`] (0 = off): how long after expiry a membership may still
+    /// be used while the directory fails.
     pub cache_stale: Duration,
-    /// `GROUP_CACHE_MAX_USERS` [100000]: users kept in memory; the least recently used go first.
+    /// [`GROUP_CACHE_MAX_USERS`]: users kept in memory; the least recently used go first.
     pub cache_max_users: usize,
-    /// `GROUP_CACHE` [memory]: `memory` or `redis`.
+    /// [`GROUP_CACHE`]: `memory` or `redis`.
     pub cache: CacheBackend,
-    /// `AUTHZ_ADMIN_LISTEN` [off]: where the admin endpoints (cache flush) listen.
+    /// [`AUTHZ_ADMIN_LISTEN`] (`off` = `None`): where the admin endpoints (cache flush) listen.
     pub admin_listen: Option<ListenAddr>,
-    /// `AUTHZ_ADMIN_TOKEN` or `AUTHZ_ADMIN_TOKEN_FILE` (required with `AUTHZ_ADMIN_LISTEN`):
+    /// [`AUTHZ_ADMIN_TOKEN`] or `AUTHZ_ADMIN_TOKEN_FILE` (required with `AUTHZ_ADMIN_LISTEN`):
     /// the bearer token the admin endpoints demand, even on loopback.
     pub admin_token: Option<Secret>,
 }
 
+/// The defaults of the spec: the groups file, no directory, an in-memory cache, no admin
+/// listener.
 impl Default for DirectoryConfig {
     fn default() -> Self {
         Self {
             source: GroupSourceKind::File,
             server_url: None,
             api_token: None,
-            groups_path: DEFAULT_GROUPS_PATH.into(),
-            groups_field: "groups".into(),
-            timeout: Duration::from_millis(2000),
-            max_body_bytes: 256 * 1024,
-            max_concurrency: 32,
-            allow_http: false,
-            cache_ttl: Duration::from_secs(300),
-            cache_stale: Duration::ZERO,
-            cache_max_users: 100_000,
+            groups_path: AUTH_GROUPS_PATH.default.into(),
+            groups_field: AUTH_GROUPS_FIELD.default.into(),
+            timeout: Duration::from_millis(AUTH_TIMEOUT_MS.default),
+            max_body_bytes: AUTH_MAX_BODY_BYTES.default,
+            max_concurrency: AUTH_MAX_CONCURRENCY.default,
+            allow_http: AUTH_ALLOW_HTTP.default,
+            cache_ttl: Duration::from_secs(GROUP_CACHE_TTL_SECONDS.default),
+            cache_stale: Duration::from_secs(GROUP_CACHE_STALE_SECONDS.default),
+            cache_max_users: GROUP_CACHE_MAX_USERS.default,
             cache: CacheBackend::Memory,
             admin_listen: None,
             admin_token: None,
@@ -117,7 +124,7 @@ impl Default for DirectoryConfig {
 }
 
 /// The directory path asked for a user's groups unless `AUTH_GROUPS_PATH` says otherwise.
-pub const DEFAULT_GROUPS_PATH: &str = "/api/user/{email}/groups";
+pub const DEFAULT_GROUPS_PATH: &str = AUTH_GROUPS_PATH.default;
 
 fn is_loopback_host(url: &reqwest::Url) -> bool {
     let host = url.host_str().unwrap_or_default();
@@ -130,120 +137,84 @@ fn is_loopback_host(url: &reqwest::Url) -> bool {
 }
 
 fn parse_server_url(env: &Env, allow_http: bool, debug: bool) -> Result<String, ConfigError> {
-    let var = "AUTH_SERVER_URL";
-    let raw = get(env, var)
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .ok_or(ConfigError::Missing {
-            var,
-            why: "GROUP_SOURCE=http asks the directory at this URL",
-        })?;
-    let url = reqwest::Url::parse(raw).map_err(|e| invalid(var, format!("`{raw}`: {e}")))?;
+    let var = AUTH_SERVER_URL;
+    let raw = var
+        .raw(env)
+        .ok_or(var.missing("GROUP_SOURCE=http asks the directory at this URL"))?;
+    let url = reqwest::Url::parse(raw).map_err(|e| var.invalid(format!("`{raw}`: {e}")))?;
     if !url.username().is_empty() || url.password().is_some() {
         // Never echo the value: it holds a credential.
         return Err(ConfigError::Unsafe {
-            var,
+            var: var.name,
             message: "the URL must not carry credentials; put the token in AUTH_API_TOKEN".into(),
         });
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(invalid(
-            var,
-            format!("`{raw}`: no query or fragment; AUTH_GROUPS_PATH holds the path"),
-        ));
+        return Err(var.invalid(format!(
+            "`{raw}`: no query or fragment; AUTH_GROUPS_PATH holds the path"
+        )));
     }
     match url.scheme() {
         "https" => {}
         "http" if allow_http || debug || is_loopback_host(&url) => {}
         "http" => {
             return Err(ConfigError::Unsafe {
-                var,
+                var: var.name,
                 message: format!(
                     "`{raw}` is plain http: the bearer token would cross the network in clear; use https, or set AUTH_ALLOW_HTTP=true"
                 ),
             });
         }
-        other => return Err(invalid(var, format!("`{other}` is not http or https"))),
+        other => return Err(var.invalid(format!("`{other}` is not http or https"))),
     }
     Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
 fn parse_groups_path(env: &Env) -> Result<String, ConfigError> {
-    let var = "AUTH_GROUPS_PATH";
-    let v = get(env, var)
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .unwrap_or(DEFAULT_GROUPS_PATH);
+    let v = AUTH_GROUPS_PATH.value(env);
     if !v.starts_with('/') || v.matches("{email}").count() != 1 {
-        return Err(invalid(
-            var,
-            format!("`{v}` must start with `/` and hold `{{email}}` once"),
-        ));
+        return Err(AUTH_GROUPS_PATH.invalid(format!(
+            "`{v}` must start with `/` and hold `{{email}}` once"
+        )));
     }
     if v.bytes().any(|b| !(0x21..=0x7e).contains(&b) || b == b'#') {
-        return Err(invalid(
-            var,
-            format!("`{v}` must be printable ASCII without spaces or `#`"),
-        ));
+        return Err(AUTH_GROUPS_PATH.invalid(format!(
+            "`{v}` must be printable ASCII without spaces or `#`"
+        )));
     }
     Ok(v.to_string())
 }
 
 fn parse_groups_field(env: &Env) -> Result<String, ConfigError> {
-    let var = "AUTH_GROUPS_FIELD";
-    let v = get(env, var)
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .unwrap_or("groups");
+    let v = AUTH_GROUPS_FIELD.value(env);
     if v.split('.').any(str::is_empty) {
-        return Err(invalid(
-            var,
-            format!("`{v}`: field names joined by single dots"),
-        ));
+        return Err(AUTH_GROUPS_FIELD.invalid(format!("`{v}`: field names joined by single dots")));
     }
     Ok(v.to_string())
 }
 
 fn parse_cache_backend(env: &Env) -> Result<CacheBackend, ConfigError> {
-    let var = "GROUP_CACHE";
-    match get(env, var)
-        .map(|v| v.trim().to_ascii_lowercase())
-        .as_deref()
-    {
-        None | Some("" | "memory") => Ok(CacheBackend::Memory),
-        Some("redis") => {
-            let url = get(env, "REDIS_URL")
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .ok_or(ConfigError::Missing {
-                    var: "REDIS_URL",
-                    why: "GROUP_CACHE=redis keeps memberships in this Redis",
-                })?;
+    match GROUP_CACHE.choice(env).as_str() {
+        "memory" => Ok(CacheBackend::Memory),
+        "redis" => {
+            let url = REDIS_URL
+                .raw(env)
+                .ok_or(REDIS_URL.missing("GROUP_CACHE=redis keeps memberships in this Redis"))?;
             if url.starts_with("rediss://") {
-                return Err(invalid(
-                    "REDIS_URL",
+                return Err(REDIS_URL.invalid(
                     "`rediss://` (TLS) is not supported; reach Redis over loopback or a private network",
                 ));
             }
             if !url.starts_with("redis://") && !url.starts_with("unix://") {
-                return Err(invalid(
-                    "REDIS_URL",
-                    "must start with `redis://` or `unix://`",
-                ));
+                return Err(REDIS_URL.invalid("must start with `redis://` or `unix://`"));
             }
-            let key_prefix = get(env, "REDIS_KEY_PREFIX")
-                .filter(|v| !v.is_empty())
-                .unwrap_or("authz:")
-                .to_string();
+            let key_prefix = REDIS_KEY_PREFIX.value(env).to_string();
             if key_prefix.bytes().any(|b| !(0x21..=0x7e).contains(&b)) {
-                return Err(invalid(
-                    "REDIS_KEY_PREFIX",
-                    "must be printable ASCII without spaces",
-                ));
+                return Err(REDIS_KEY_PREFIX.invalid("must be printable ASCII without spaces"));
             }
-            let timeout_ms: u64 = parse_num(env, "REDIS_TIMEOUT_MS", 500)?;
+            let timeout_ms = REDIS_TIMEOUT_MS.get(env)?;
             if !(1..=60_000).contains(&timeout_ms) {
-                return Err(invalid("REDIS_TIMEOUT_MS", "must be between 1 and 60000"));
+                return Err(REDIS_TIMEOUT_MS.invalid("must be between 1 and 60000"));
             }
             Ok(CacheBackend::Redis(RedisConfig {
                 url: url.to_string(),
@@ -251,8 +222,15 @@ fn parse_cache_backend(env: &Env) -> Result<CacheBackend, ConfigError> {
                 timeout: Duration::from_millis(timeout_ms),
             }))
         }
-        Some(other) => Err(invalid(var, format!("`{other}` is not memory or redis"))),
+        other => Err(GROUP_CACHE.invalid(format!("`{other}` is not memory or redis"))),
     }
+}
+
+fn parse_admin_listen(env: &Env) -> Result<Option<ListenAddr>, ConfigError> {
+    if AUTHZ_ADMIN_LISTEN.value(env).eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    AUTHZ_ADMIN_LISTEN.listen(env).map(Some)
 }
 
 impl DirectoryConfig {
@@ -264,111 +242,81 @@ impl DirectoryConfig {
         taken: &[(&str, &ListenAddr)],
     ) -> Result<Self, ConfigError> {
         let d = Self::default();
-        let source = match get(env, "GROUP_SOURCE")
-            .map(|v| v.trim().to_ascii_lowercase())
-            .as_deref()
-        {
-            None | Some("" | "file") => GroupSourceKind::File,
-            Some("http") => GroupSourceKind::Http,
-            Some(other) => {
-                return Err(invalid(
-                    "GROUP_SOURCE",
-                    format!("`{other}` is not file or http"),
-                ));
+        let source = match GROUP_SOURCE.choice(env).as_str() {
+            "file" => GroupSourceKind::File,
+            "http" => GroupSourceKind::Http,
+            other => {
+                return Err(GROUP_SOURCE.invalid(format!("`{other}` is not file or http")));
             }
         };
-        let admin_listen = match get(env, "AUTHZ_ADMIN_LISTEN").map(str::trim) {
-            None | Some("") => None,
-            Some(v) if v.eq_ignore_ascii_case("off") => None,
-            Some(v) => Some(
-                v.parse::<ListenAddr>()
-                    .map_err(|m| invalid("AUTHZ_ADMIN_LISTEN", m))?,
-            ),
-        };
+        let admin_listen = parse_admin_listen(env)?;
         if source == GroupSourceKind::File {
-            let cache = get(env, "GROUP_CACHE").map(|v| v.trim().to_ascii_lowercase());
-            if !matches!(cache.as_deref(), None | Some("" | "memory")) {
-                return Err(invalid(
-                    "GROUP_CACHE",
-                    "the cache holds directory answers; set GROUP_SOURCE=http",
-                ));
+            if GROUP_CACHE.choice(env) != GROUP_CACHE.default {
+                return Err(
+                    GROUP_CACHE.invalid("the cache holds directory answers; set GROUP_SOURCE=http")
+                );
             }
             if admin_listen.is_some() {
-                return Err(invalid(
-                    "AUTHZ_ADMIN_LISTEN",
+                return Err(AUTHZ_ADMIN_LISTEN.invalid(
                     "the admin endpoints flush the directory cache; set GROUP_SOURCE=http",
                 ));
             }
             return Ok(Self { source, ..d });
         }
         let cache = parse_cache_backend(env)?;
-        let allow_http = parse_bool(env, "AUTH_ALLOW_HTTP", false)?;
+        let allow_http = AUTH_ALLOW_HTTP.get(env)?;
         let server_url = parse_server_url(env, allow_http, debug)?;
-        let api_token = read_secret(env, "AUTH_API_TOKEN", "AUTH_API_TOKEN_FILE")?.ok_or(
-            ConfigError::Missing {
-                var: "AUTH_API_TOKEN",
-                why: "set AUTH_API_TOKEN or AUTH_API_TOKEN_FILE to the directory's bearer token",
-            },
-        )?;
+        let api_token = AUTH_API_TOKEN
+            .secret_value(env, &AUTH_API_TOKEN_FILE)?
+            .ok_or(AUTH_API_TOKEN.missing(
+                "set AUTH_API_TOKEN or AUTH_API_TOKEN_FILE to the directory's bearer token",
+            ))?;
         if api_token
             .expose()
             .iter()
             .any(|b| !(0x21..=0x7e).contains(b))
         {
             return Err(ConfigError::Unsafe {
-                var: "AUTH_API_TOKEN",
+                var: AUTH_API_TOKEN.name,
                 message: "the token must be printable ASCII without spaces, as it travels in an HTTP header".into(),
             });
         }
-        let timeout_ms: u64 = parse_num(env, "AUTH_TIMEOUT_MS", 2000)?;
+        let timeout_ms = AUTH_TIMEOUT_MS.get(env)?;
         if !(1..=60_000).contains(&timeout_ms) {
-            return Err(invalid("AUTH_TIMEOUT_MS", "must be between 1 and 60000"));
+            return Err(AUTH_TIMEOUT_MS.invalid("must be between 1 and 60000"));
         }
-        let max_body_bytes = parse_num(env, "AUTH_MAX_BODY_BYTES", d.max_body_bytes)?;
+        let max_body_bytes = AUTH_MAX_BODY_BYTES.get(env)?;
         if !(1024..=16 * 1024 * 1024).contains(&max_body_bytes) {
-            return Err(invalid(
-                "AUTH_MAX_BODY_BYTES",
-                "must be between 1024 and 16777216",
-            ));
+            return Err(AUTH_MAX_BODY_BYTES.invalid("must be between 1024 and 16777216"));
         }
-        let max_concurrency = parse_num(env, "AUTH_MAX_CONCURRENCY", d.max_concurrency)?;
+        let max_concurrency = AUTH_MAX_CONCURRENCY.get(env)?;
         if !(1..=1024).contains(&max_concurrency) {
-            return Err(invalid(
-                "AUTH_MAX_CONCURRENCY",
-                "must be between 1 and 1024",
-            ));
+            return Err(AUTH_MAX_CONCURRENCY.invalid("must be between 1 and 1024"));
         }
-        let ttl: u64 = parse_num(env, "GROUP_CACHE_TTL_SECONDS", 300)?;
-        let stale: u64 = parse_num(env, "GROUP_CACHE_STALE_SECONDS", 0)?;
+        let ttl = GROUP_CACHE_TTL_SECONDS.get(env)?;
+        let stale = GROUP_CACHE_STALE_SECONDS.get(env)?;
         // A day bounds how long a removed member can keep access through the cache.
         if ttl > 86_400 {
-            return Err(invalid("GROUP_CACHE_TTL_SECONDS", "at most 86400 (a day)"));
+            return Err(GROUP_CACHE_TTL_SECONDS.invalid("at most 86400 (a day)"));
         }
         if stale > 86_400 {
-            return Err(invalid(
-                "GROUP_CACHE_STALE_SECONDS",
-                "at most 86400 (a day)",
-            ));
+            return Err(GROUP_CACHE_STALE_SECONDS.invalid("at most 86400 (a day)"));
         }
-        let cache_max_users = parse_num(env, "GROUP_CACHE_MAX_USERS", d.cache_max_users)?;
+        let cache_max_users = GROUP_CACHE_MAX_USERS.get(env)?;
         if cache_max_users == 0 {
-            return Err(invalid("GROUP_CACHE_MAX_USERS", "must be at least 1"));
+            return Err(GROUP_CACHE_MAX_USERS.invalid("must be at least 1"));
         }
-        let admin_token = read_secret(env, "AUTHZ_ADMIN_TOKEN", "AUTHZ_ADMIN_TOKEN_FILE")?;
+        let admin_token = AUTHZ_ADMIN_TOKEN.secret_value(env, &AUTHZ_ADMIN_TOKEN_FILE)?;
         if let Some(addr) = &admin_listen {
             let ephemeral = matches!(addr, ListenAddr::Tcp(a) if a.port() == 0);
             if let Some((var, _)) = taken.iter().find(|(_, t)| *t == addr && !ephemeral) {
-                return Err(invalid(
-                    "AUTHZ_ADMIN_LISTEN",
-                    format!("`{addr}` is also {var}"),
-                ));
+                return Err(AUTHZ_ADMIN_LISTEN.invalid(format!("`{addr}` is also {var}")));
             }
             // Required on loopback too: in a pod, loopback is shared with the application.
-            let token = admin_token.as_ref().ok_or(ConfigError::Missing {
-                var: "AUTHZ_ADMIN_TOKEN",
-                why: "AUTHZ_ADMIN_LISTEN needs a token (or AUTHZ_ADMIN_TOKEN_FILE) to guard the admin endpoints",
-            })?;
-            check_secret_strength(token, "AUTHZ_ADMIN_TOKEN", debug)?;
+            let token = admin_token.as_ref().ok_or(AUTHZ_ADMIN_TOKEN.missing(
+                "AUTHZ_ADMIN_LISTEN needs a token (or AUTHZ_ADMIN_TOKEN_FILE) to guard the admin endpoints",
+            ))?;
+            check_secret_strength(token, AUTHZ_ADMIN_TOKEN.name, debug)?;
         }
         Ok(Self {
             source,
@@ -387,5 +335,38 @@ impl DirectoryConfig {
             admin_listen,
             admin_token,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Default` and the parsed defaults are one thing: both come from the spec.
+    #[test]
+    fn default_is_what_an_unset_environment_reads() {
+        let env: Env = [
+            ("GROUP_SOURCE", "http"),
+            ("AUTH_SERVER_URL", "https://dir.example.com"),
+            ("AUTH_API_TOKEN", "t0ken"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let parsed =
+            DirectoryConfig::from_map(&env, false, &[]).unwrap_or_else(|e| unreachable!("{e}"));
+        let d = DirectoryConfig::default();
+        assert_eq!(parsed.groups_path, d.groups_path);
+        assert_eq!(parsed.groups_field, d.groups_field);
+        assert_eq!(parsed.timeout, d.timeout);
+        assert_eq!(parsed.max_body_bytes, d.max_body_bytes);
+        assert_eq!(parsed.max_concurrency, d.max_concurrency);
+        assert_eq!(parsed.allow_http, d.allow_http);
+        assert_eq!(parsed.cache_ttl, d.cache_ttl);
+        assert_eq!(parsed.cache_stale, d.cache_stale);
+        assert_eq!(parsed.cache_max_users, d.cache_max_users);
+        assert_eq!(parsed.cache, d.cache);
+        assert_eq!(parsed.admin_listen, d.admin_listen);
+        assert_eq!(d.source, GroupSourceKind::File);
     }
 }

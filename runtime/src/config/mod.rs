@@ -1,5 +1,6 @@
 //! Configuration both binaries read the same way: the environment overlaid on `.env`, the
-//! listener address form, the shared secret, the identity header names, the typo guard.
+//! listener address form, the shared secret, the identity header names. Every variable, its
+//! default and its documentation are declared once, in [`spec`].
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -8,10 +9,12 @@ use std::path::PathBuf;
 use ipm_policy::secret::{MIN_SECRET_LEN, Secret, SecretSet};
 
 mod directory;
+pub mod spec;
 
 pub use directory::{
     CacheBackend, DEFAULT_GROUPS_PATH, DirectoryConfig, GroupSourceKind, RedisConfig,
 };
+pub use spec::{Program, reject_unknown};
 
 /// Where a listener binds: a TCP address or a unix socket path (`unix:/run/authz.sock`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,54 +67,11 @@ pub enum ConfigError {
 /// The variables a binary reads, by name.
 pub type Env = HashMap<String, String>;
 
-pub fn get<'a>(env: &'a Env, var: &str) -> Option<&'a str> {
-    env.get(var).map(String::as_str)
-}
-
 pub fn invalid(var: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         var: var.to_string(),
         message: message.into(),
     }
-}
-
-/// Parses `true/false/1/0/yes/no/on/off`; anything else is refused rather than guessed.
-pub fn parse_bool(env: &Env, var: &str, default: bool) -> Result<bool, ConfigError> {
-    match get(env, var).map(|v| v.trim().to_ascii_lowercase()) {
-        None => Ok(default),
-        Some(v) if v.is_empty() => Ok(default),
-        Some(v) => match v.as_str() {
-            "true" | "1" | "yes" | "on" => Ok(true),
-            "false" | "0" | "no" | "off" => Ok(false),
-            _ => Err(invalid(var, format!("`{v}` is not true or false"))),
-        },
-    }
-}
-
-pub fn parse_num<T: std::str::FromStr>(env: &Env, var: &str, default: T) -> Result<T, ConfigError> {
-    match get(env, var).map(str::trim).filter(|v| !v.is_empty()) {
-        None => Ok(default),
-        Some(v) => v
-            .parse()
-            .map_err(|_| invalid(var, format!("`{v}` is not a number"))),
-    }
-}
-
-/// A header name: an HTTP token, stored lower-case.
-pub fn parse_header_name(env: &Env, var: &str, default: &str) -> Result<String, ConfigError> {
-    let v = get(env, var)
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .unwrap_or(default);
-    let ok =
-        !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-    if !ok {
-        return Err(invalid(
-            var,
-            format!("`{v}` is not a header name (letters, digits and `-`)"),
-        ));
-    }
-    Ok(v.to_ascii_lowercase())
 }
 
 /// A secret from `VAR` or from the file named by `VAR_FILE`, never both.
@@ -120,8 +80,8 @@ pub fn read_secret(
     var: &'static str,
     file_var: &'static str,
 ) -> Result<Option<Secret>, ConfigError> {
-    let direct = get(env, var).filter(|v| !v.is_empty());
-    let file = get(env, file_var).filter(|v| !v.is_empty());
+    let direct = env.get(var).filter(|v| !v.is_empty());
+    let file = env.get(file_var).filter(|v| !v.is_empty());
     match (direct, file) {
         (Some(_), Some(_)) => Err(ConfigError::Unsafe {
             var,
@@ -195,28 +155,26 @@ pub struct SecretConfig {
 impl SecretConfig {
     /// Reads and checks the secret variables, `DEBUG` and `SKIP_HEADER_CHECK`.
     pub fn from_map(env: &Env) -> Result<Self, ConfigError> {
-        let debug = parse_bool(env, "DEBUG", false)?;
-        let skip_header_check = parse_bool(env, "SKIP_HEADER_CHECK", false)?;
+        let debug = spec::DEBUG.get(env)?;
+        let skip_header_check = spec::SKIP_HEADER_CHECK.get(env)?;
         if skip_header_check && !debug {
             return Err(ConfigError::Unsafe {
-                var: "SKIP_HEADER_CHECK",
+                var: spec::SKIP_HEADER_CHECK.name,
                 message: "SKIP_HEADER_CHECK=true is allowed only with DEBUG=true".into(),
             });
         }
-        let secret = read_secret(env, "PROXY_SHARED_SECRET", "PROXY_SHARED_SECRET_FILE")?.ok_or(
-            ConfigError::Missing {
-                var: "PROXY_SHARED_SECRET",
-                why: "set PROXY_SHARED_SECRET or PROXY_SHARED_SECRET_FILE to the secret the proxy sends",
-            },
-        )?;
-        check_secret_strength(&secret, "PROXY_SHARED_SECRET", debug)?;
-        let previous = read_secret(
-            env,
-            "PROXY_SHARED_SECRET_PREVIOUS",
-            "PROXY_SHARED_SECRET_PREVIOUS_FILE",
-        )?;
+        let (var, file) = (spec::PROXY_SHARED_SECRET, spec::PROXY_SHARED_SECRET_FILE);
+        let secret = var.secret_value(env, &file)?.ok_or(var.missing(
+            "set PROXY_SHARED_SECRET or PROXY_SHARED_SECRET_FILE to the secret the proxy sends",
+        ))?;
+        check_secret_strength(&secret, var.name, debug)?;
+        let (var, file) = (
+            spec::PROXY_SHARED_SECRET_PREVIOUS,
+            spec::PROXY_SHARED_SECRET_PREVIOUS_FILE,
+        );
+        let previous = var.secret_value(env, &file)?;
         if let Some(p) = &previous {
-            check_secret_strength(p, "PROXY_SHARED_SECRET_PREVIOUS", debug)?;
+            check_secret_strength(p, var.name, debug)?;
         }
         Ok(Self {
             secret,
@@ -232,37 +190,19 @@ impl SecretConfig {
     }
 }
 
-/// Refuses variables starting with `prefix` that `program` does not know: a typo guard.
-pub fn reject_unknown(
-    env: &Env,
-    prefix: &str,
-    known: &[&str],
-    program: &str,
-) -> Result<(), ConfigError> {
-    match env
-        .keys()
-        .filter(|k| k.starts_with(prefix) && !known.contains(&k.as_str()))
-        .min()
-    {
-        Some(unknown) => Err(invalid(
-            unknown,
-            format!("unknown variable; {program} knows {}", known.join(", ")),
-        )),
-        None => Ok(()),
-    }
-}
-
 /// The user and secret header names (`X_USER_ID_HEADER`, `X_PROXY_SECRET_HEADER`), which must differ.
 pub fn identity_header_names(env: &Env) -> Result<(String, String), ConfigError> {
-    let user_header = parse_header_name(env, "X_USER_ID_HEADER", "X-User-Email")?;
-    let secret_header = parse_header_name(env, "X_PROXY_SECRET_HEADER", "X-Proxy-Secret")?;
+    let user_header = spec::X_USER_ID_HEADER.header(env)?;
+    let secret_header = spec::X_PROXY_SECRET_HEADER.header(env)?;
     if user_header == secret_header {
-        return Err(invalid(
-            "X_PROXY_SECRET_HEADER",
-            "must differ from X_USER_ID_HEADER",
-        ));
+        return Err(spec::X_PROXY_SECRET_HEADER.invalid("must differ from X_USER_ID_HEADER"));
     }
     Ok((user_header, secret_header))
+}
+
+/// `LOG_FILE`: where the JSON log lines also go; `None` when set empty.
+pub fn log_file(env: &Env) -> Option<PathBuf> {
+    spec::LOG_FILE.value_or_off(env).map(PathBuf::from)
 }
 
 /// Reads the process environment, overlaid on `.env` if one is present (real variables win).

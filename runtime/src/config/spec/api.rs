@@ -1,0 +1,184 @@
+//! ipm-api's own variables: its listener, database pool and headers (`API_*`, `DB_*`, `CSP`,
+//! `HSTS`), and where images live and what is accepted (`STORAGE_*`, `S3_*`, `IMAGE_*`).
+
+use super::Readers::Api;
+use super::{Section, Unset, Var};
+
+pub(super) const API: Section = Section {
+    title: "ipm-api",
+    vars: &[
+        &API_LISTEN,
+        &API_CLIENT_IP_HEADER,
+        &API_POLICY_POLL_SECONDS,
+        &DB_AUTO_MIGRATE,
+        &DB_MAX_CONNECTIONS,
+        &DB_ACQUIRE_TIMEOUT_MS,
+        &CSP,
+        &HSTS,
+    ],
+};
+
+pub const API_LISTEN: Var<&str> = Var::new(
+    "API_LISTEN",
+    Api,
+    "127.0.0.1:8000",
+    "IP:PORT or unix:/path/to/socket",
+);
+
+pub const API_CLIENT_IP_HEADER: Var<&str> = Var::new(
+    "API_CLIENT_IP_HEADER",
+    Api,
+    "X-Real-IP",
+    "The client address header for ipm-api's own decisions (the peer address when the request\n\
+     has none); empty uses the peer address only.",
+);
+
+pub const API_POLICY_POLL_SECONDS: Var<u64> = Var::new(
+    "API_POLICY_POLL_SECONDS",
+    Api,
+    2,
+    "Rescan interval of POLICY_DIR and GROUPS_FILE backing up file events, in seconds; 0 disables.",
+);
+
+pub const DB_AUTO_MIGRATE: Var<Unset> = Var::unset(
+    "DB_AUTO_MIGRATE",
+    Api,
+    "Apply migrations at start: true by default for SQLite, false for PostgreSQL\n\
+     (run `ipm-api migrate`).",
+);
+
+pub const DB_MAX_CONNECTIONS: Var<u32> = Var::new(
+    "DB_MAX_CONNECTIONS",
+    Api,
+    10,
+    "Connections in the pool (1..1000).",
+);
+
+pub const DB_ACQUIRE_TIMEOUT_MS: Var<u64> = Var::new(
+    "DB_ACQUIRE_TIMEOUT_MS",
+    Api,
+    3000,
+    "How long a request waits for a connection before answering 503 (10..60000).",
+);
+
+pub const CSP: Var<&str> = Var::new(
+    "CSP",
+    Api,
+    "default-src 'none'; frame-ancestors 'self'; base-uri 'none'; form-action 'none'",
+    "Content-Security-Policy on every API response; the API serves JSON only, so nothing may load.",
+);
+
+pub const HSTS: Var<bool> = Var::new(
+    "HSTS",
+    Api,
+    false,
+    "Strict-Transport-Security on every API response (only behind HTTPS).",
+);
+
+pub(super) const IMAGES: Section = Section {
+    title: "Images (ipm-api)",
+    vars: &[
+        &STORAGE_BACKEND,
+        &STORAGE_DIR,
+        &S3_ENDPOINT,
+        &S3_BUCKET,
+        &S3_REGION,
+        &S3_ACCESS_KEY_ID,
+        &S3_SECRET_ACCESS_KEY,
+        &S3_SECRET_ACCESS_KEY_FILE,
+        &S3_FORCE_PATH_STYLE,
+        &S3_KEY_PREFIX,
+        &MAX_UPLOAD_BYTES,
+        &IMAGE_DOWNLOAD,
+        &IMAGE_REDIRECT_EXPIRY_SECONDS,
+        &IMAGE_ALLOW_SVG,
+    ],
+};
+
+pub const STORAGE_BACKEND: Var<&str> = Var::new(
+    "STORAGE_BACKEND",
+    Api,
+    "local",
+    "local: files under STORAGE_DIR; s3: a bucket on AWS S3, MinIO or any S3-compatible server.",
+);
+
+pub const STORAGE_DIR: Var<&str> = Var::new(
+    "STORAGE_DIR",
+    Api,
+    "data/images",
+    "Where STORAGE_BACKEND=local keeps the files.",
+);
+
+pub const S3_ENDPOINT: Var<Unset> = Var::unset(
+    "S3_ENDPOINT",
+    Api,
+    "With STORAGE_BACKEND=s3: the server's http:// or https:// URL (MinIO, another\n\
+     S3-compatible server); unset for AWS.",
+)
+.example("http://127.0.0.1:9000");
+
+pub const S3_BUCKET: Var<Unset> = Var::unset(
+    "S3_BUCKET",
+    Api,
+    "Required with s3. It must exist: checked at start.",
+)
+.example("ipm-images");
+
+pub const S3_REGION: Var<&str> = Var::new("S3_REGION", Api, "us-east-1", "The bucket's region.");
+
+pub const S3_ACCESS_KEY_ID: Var<Unset> = Var::unset("S3_ACCESS_KEY_ID", Api, "Required with s3.");
+
+pub const S3_SECRET_ACCESS_KEY: Var<Unset> = Var::unset(
+    "S3_SECRET_ACCESS_KEY",
+    Api,
+    "Required with s3. Never logged.",
+)
+.secret();
+
+pub const S3_SECRET_ACCESS_KEY_FILE: Var<Unset> = Var::unset(
+    "S3_SECRET_ACCESS_KEY_FILE",
+    Api,
+    "Or read the secret key from a file; set one of the two, not both.",
+);
+
+pub const S3_FORCE_PATH_STYLE: Var<bool> = Var::new(
+    "S3_FORCE_PATH_STYLE",
+    Api,
+    false,
+    "true for MinIO and most S3-compatible servers (endpoint/bucket/key URLs).",
+);
+
+pub const S3_KEY_PREFIX: Var<&str> = Var::new(
+    "S3_KEY_PREFIX",
+    Api,
+    "images/",
+    "Objects live under this prefix (empty: none); `ipm-api gc` looks nowhere else.",
+);
+
+pub const MAX_UPLOAD_BYTES: Var<u64> = Var::new(
+    "MAX_UPLOAD_BYTES",
+    Api,
+    100 << 20,
+    "Larger uploads answer 413 (the default is 100 MiB).",
+);
+
+pub const IMAGE_DOWNLOAD: Var<&str> = Var::new(
+    "IMAGE_DOWNLOAD",
+    Api,
+    "stream",
+    "stream: the API sends the bytes; redirect (S3 only): 302 to a presigned URL of the object.",
+);
+
+pub const IMAGE_REDIRECT_EXPIRY_SECONDS: Var<u64> = Var::new(
+    "IMAGE_REDIRECT_EXPIRY_SECONDS",
+    Api,
+    60,
+    "How long a presigned URL of IMAGE_DOWNLOAD=redirect works (1..3600).",
+);
+
+pub const IMAGE_ALLOW_SVG: Var<bool> = Var::new(
+    "IMAGE_ALLOW_SVG",
+    Api,
+    false,
+    "SVG can carry scripts: refused unless true (downloads are always attachments).",
+);

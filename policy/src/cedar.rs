@@ -153,7 +153,7 @@ pub fn decide_with(
 }
 
 /// An error's message followed by its causes, so Cedar's detail is not lost.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {

@@ -58,7 +58,8 @@ pub struct ResourceSpec {
     pub id: String,
 }
 
-fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+/// Reads a string or a list of strings as a list (`method = "GET"` or `["GET", "HEAD"]`).
+pub fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum OneOrMany {

@@ -7,7 +7,7 @@ use std::path::Path;
 use cedar_policy::{Context, PolicyId, Request, RestrictedExpression, Schema};
 
 use super::{ID_ANNOTATION, SourceFiles, entity_uid};
-use crate::diagnostics::Problem;
+use crate::diagnostics::{Problem, edit_distance};
 
 /// Where the `nth` `@id("id")` annotation of a file starts, when it is written plainly.
 fn annotation_offset(text: &str, id: &str, nth: usize) -> Option<usize> {
@@ -119,23 +119,9 @@ pub(super) fn route_problem(
 
 /// The candidate nearest to `name` by edit distance, when it is near enough to be a typo.
 fn closest<'a>(name: &str, candidates: &'a [String]) -> Option<&'a str> {
-    fn distance(a: &str, b: &str) -> usize {
-        let b: Vec<char> = b.chars().collect();
-        let mut row: Vec<usize> = (0..=b.len()).collect();
-        for (i, ca) in a.chars().enumerate() {
-            let mut prev = row[0];
-            row[0] = i + 1;
-            for (j, cb) in b.iter().enumerate() {
-                let cur = row[j + 1];
-                row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-                prev = cur;
-            }
-        }
-        row[b.len()]
-    }
     candidates
         .iter()
-        .map(|c| (distance(name, c), c))
+        .map(|c| (edit_distance(name, c), c))
         .filter(|(d, _)| *d <= 2.max(name.len() / 4))
         .min()
         .map(|(_, c)| c.as_str())

@@ -64,21 +64,8 @@ pub struct CaseSpec {
     /// The answer expected; required by `authz test`.
     pub expect: Option<Verdict>,
     /// Policy ids that must be among those that decided.
-    #[serde(default, deserialize_with = "one_or_many")]
+    #[serde(default, deserialize_with = "ipm_policy::routes::one_or_many")]
     pub decided_by: Vec<String>,
-}
-
-fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
-    }
-    Ok(match OneOrMany::deserialize(d)? {
-        OneOrMany::One(s) => vec![s],
-        OneOrMany::Many(v) => v,
-    })
 }
 
 impl CaseSpec {

@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use cedar_policy::{Entities, Entity, EntityUid};
 
-use ipm_policy::cedar::{CedarQuery, decide};
+use ipm_policy::cedar::{CedarQuery, decide, error_chain};
 use ipm_policy::entities::{ImageParent, image_entities, project_entities};
 use ipm_policy::groups::is_valid_group_name;
 use ipm_policy::identity::Email;
@@ -215,15 +215,4 @@ fn entities_from_json(
         .filter(|e| e.uid().type_name().basename() != "Action")
         .cloned()
         .collect())
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
 }

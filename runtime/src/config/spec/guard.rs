@@ -82,20 +82,9 @@ fn closest(name: &str) -> Option<&'static str> {
     })
 }
 
-/// Levenshtein distance over bytes (variable names are ASCII), case-insensitive.
+/// Edit distance between two variable names, ignoring case.
 fn edit_distance(a: &str, b: &str) -> usize {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = diagonal + usize::from(!ca.eq_ignore_ascii_case(cb));
-            diagonal = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
-        }
-    }
-    row[b.len()]
+    ipm_policy::diagnostics::edit_distance(&a.to_ascii_uppercase(), &b.to_ascii_uppercase())
 }
 
 #[cfg(test)]

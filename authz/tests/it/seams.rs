@@ -92,3 +92,44 @@ async fn a_directory_named_like_a_policy_fails_the_reload_and_keeps_the_old_set(
     .await;
     assert!(cleared.is_some(), "the fixed directory never loaded");
 }
+
+const ADMIN: &str = "admin@example.com";
+const IMAGE: &str = "0190f0c4-6c3e-7b3a-8f00-0000000000a1";
+
+#[tokio::test]
+async fn policies_see_the_canonical_path_whatever_the_encoding() {
+    let app = spawn_events_only().await;
+    let plain = format!("/api/images/{IMAGE}/content");
+    let spellings = [
+        format!("/api/images/{IMAGE}/%63ontent"),
+        format!("/api/images/{IMAGE}/%63%6F%6e%74%65%6E%74"),
+        format!("/api/%69mages/{IMAGE}/content"),
+        format!("/api/images/{IMAGE}/content?x=%2F#frag"),
+    ];
+    // The same route either way: admins may read the image.
+    assert_eq!(app.status_as(ADMIN, "GET", &plain).await, 200);
+    for path in &spellings {
+        assert_eq!(app.status_as(ADMIN, "GET", path).await, 200, "{path}");
+    }
+    app.save_policy(
+        "no-content.cedar",
+        "@id(\"no-image-content\")\nforbid (principal, action, resource) when { context.path like \"/api/images/*/content\" };\n",
+    );
+    let in_force = eventually(DEADLINE, || async {
+        app.status_as(ADMIN, "GET", &plain).await == 403
+    })
+    .await;
+    assert!(in_force.is_some(), "the forbid never took effect");
+    for path in &spellings {
+        let r = app.auth_as(ADMIN, "GET", path).await;
+        assert_eq!(r.status().as_u16(), 403, "{path}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["reason"], "policy_denied", "{path}");
+    }
+    // Other routes are untouched.
+    assert_eq!(
+        app.status_as(ADMIN, "GET", &format!("/api/images/{IMAGE}"))
+            .await,
+        200
+    );
+}

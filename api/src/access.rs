@@ -12,7 +12,8 @@ use ipm_policy::pipeline::Decision;
 use ipm_policy::request::{AuthzRequest, HeaderField};
 use ipm_runtime::enforcer::Enforcer;
 use ipm_runtime::headers::{client_ip, field};
-use warp::http::header::HeaderName;
+use ipm_runtime::service::mark_sensitive;
+use warp::http::header::{AUTHORIZATION, COOKIE, HeaderName, PROXY_AUTHORIZATION};
 use warp::http::{HeaderMap, Method};
 
 use crate::error::ApiError;
@@ -28,8 +29,9 @@ fn not_found(resource_type: &str) -> ApiError {
     }
 }
 
-/// What the API saw of a request, before any decision.
-#[derive(Debug, Clone)]
+/// What the API saw of a request, before any decision. Its `Debug` shows credentials as
+/// `[redacted]`: the proxy's secret and the standard credential headers.
+#[derive(Clone)]
 pub struct RequestMeta {
     pub method: Method,
     /// Path and query, as received.
@@ -39,10 +41,65 @@ pub struct RequestMeta {
 }
 
 impl RequestMeta {
+    /// The request as received; `secret` names the proxy's secret header.
+    pub fn new(
+        method: Method,
+        uri: String,
+        headers: HeaderMap,
+        remote: Option<SocketAddr>,
+        secret: &HeaderName,
+    ) -> Self {
+        let mut headers = headers;
+        mark_sensitive(&mut headers, secret);
+        Self {
+            method,
+            uri,
+            headers,
+            remote,
+        }
+    }
+
     pub fn query(&self) -> &str {
         self.uri
             .split_once('?')
             .map_or("", |(_, q)| q.split('#').next().unwrap_or_default())
+    }
+}
+
+/// Headers that carry credentials whatever the configuration.
+const CREDENTIALS: [HeaderName; 3] = [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION];
+
+/// A header map's `Debug` with the credentials' values left out.
+struct RedactedHeaders<'a>(&'a HeaderMap);
+
+impl std::fmt::Debug for RedactedHeaders<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        struct Redacted;
+        impl std::fmt::Debug for Redacted {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("[redacted]")
+            }
+        }
+        let mut map = f.debug_map();
+        for (name, value) in self.0 {
+            if value.is_sensitive() || CREDENTIALS.contains(name) {
+                map.entry(name, &Redacted);
+            } else {
+                map.entry(name, value);
+            }
+        }
+        map.finish()
+    }
+}
+
+impl std::fmt::Debug for RequestMeta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestMeta")
+            .field("method", &self.method)
+            .field("uri", &self.uri)
+            .field("headers", &RedactedHeaders(&self.headers))
+            .field("remote", &self.remote)
+            .finish()
     }
 }
 
@@ -89,6 +146,11 @@ impl Access {
     /// `enforcer` carries the API's database resolver.
     pub fn new(enforcer: Arc<Enforcer>, names: HeaderNames) -> Self {
         Self { enforcer, names }
+    }
+
+    /// The proxy's secret header.
+    pub fn secret_header(&self) -> &HeaderName {
+        &self.names.secret
     }
 
     /// The client address: the proxy's header when it holds one valid IP, else the peer.
@@ -157,5 +219,51 @@ impl Access {
         self.enforcer
             .record_follow_up(ADAPTER, &d, meta.method.as_str(), &meta.uri);
         d.is_allowed()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use warp::http::header::HeaderValue;
+
+    #[test]
+    fn debug_never_shows_credentials() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("x-ipm-secret", "proxy-secret-0123456789"),
+            ("authorization", "Bearer bearer-token-0123456789"),
+            ("cookie", "session=cookie-value-0123456789"),
+            ("proxy-authorization", "Basic proxy-auth-0123456789"),
+            ("x-user-email", "alice@example.com"),
+        ] {
+            headers.append(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        let meta = RequestMeta::new(
+            Method::GET,
+            "/api/projects".into(),
+            headers,
+            None,
+            &HeaderName::from_static("x-ipm-secret"),
+        );
+        for shown in [format!("{meta:?}"), format!("{meta:#?}")] {
+            for secret in [
+                "proxy-secret",
+                "bearer-token",
+                "cookie-value",
+                "proxy-auth-",
+            ] {
+                assert!(!shown.contains(secret), "{secret} in {shown}");
+            }
+            assert!(shown.contains("[redacted]"), "{shown}");
+            assert!(shown.contains("alice@example.com"), "{shown}");
+            assert!(shown.contains("/api/projects"), "{shown}");
+        }
+        // The header map itself hides the proxy's secret too, wherever it is logged.
+        assert!(meta.headers.get("x-ipm-secret").unwrap().is_sensitive());
     }
 }

@@ -18,7 +18,10 @@ pub(crate) fn with_state(
 }
 
 /// The request as the enforcer needs it: method, path with query, headers, peer.
-pub(crate) fn request_meta() -> impl Filter<Extract = (RequestMeta,), Error = Infallible> + Clone {
+pub(crate) fn request_meta(
+    state: &ApiState,
+) -> impl Filter<Extract = (RequestMeta,), Error = Infallible> + Clone + use<> {
+    let secret = state.access.secret_header().clone();
     let query = warp::query::raw()
         .map(Some)
         .or(warp::any().map(|| None))
@@ -29,17 +32,12 @@ pub(crate) fn request_meta() -> impl Filter<Extract = (RequestMeta,), Error = In
         .and(warp::header::headers_cloned())
         .and(warp::addr::remote())
         .map(
-            |method: Method, path: FullPath, query: Option<String>, headers, remote| {
+            move |method: Method, path: FullPath, query: Option<String>, headers, remote| {
                 let uri = match query {
                     Some(q) => format!("{}?{q}", path.as_str()),
                     None => path.as_str().to_string(),
                 };
-                RequestMeta {
-                    method,
-                    uri,
-                    headers,
-                    remote,
-                }
+                RequestMeta::new(method, uri, headers, remote, &secret)
             },
         )
 }

@@ -183,34 +183,34 @@ pub(crate) fn routes(
     let project = || warp::path!("api" / "projects" / String);
     let list = collection()
         .and(get_or_head())
-        .and(request_meta())
+        .and(request_meta(&state))
         .and(with_state(state.clone()))
         .then(projects::list_projects);
     let create = collection()
         .and(warp::post())
-        .and(request_meta())
+        .and(request_meta(&state))
         .and(body())
         .and(with_state(state.clone()))
         .then(projects::create_project);
     let get = project()
         .and(get_or_head())
-        .and(request_meta())
+        .and(request_meta(&state))
         .and(with_state(state.clone()))
         .then(projects::get_project);
     let update = project()
         .and(warp::patch())
-        .and(request_meta())
+        .and(request_meta(&state))
         .and(body())
         .and(with_state(state.clone()))
         .then(projects::update_project);
     let delete = project()
         .and(warp::delete())
-        .and(request_meta())
+        .and(request_meta(&state))
         .and(with_state(state.clone()))
         .then(projects::delete_project);
     let openapi = warp::path!("api" / "openapi.json")
         .and(get_or_head())
-        .and(request_meta())
+        .and(request_meta(&state))
         .and(with_state(state.clone()))
         .then(handlers::openapi);
     let healthz = warp::path!("healthz")

@@ -20,7 +20,8 @@ pub struct GcOptions {
     /// an upload whose row is about to be written.
     pub min_age: Duration,
     /// Remove rows even when every row's object seems missing (which usually means the
-    /// storage settings point at the wrong place).
+    /// storage settings point at the wrong place), and objects even when most have no row
+    /// (which usually means the database is the wrong one).
     pub force: bool,
 }
 
@@ -45,6 +46,22 @@ pub enum GcError {
     Db(#[from] DbError),
     #[error("cannot write the report: {0}")]
     Output(#[from] std::io::Error),
+    #[error(
+        "refusing to remove {orphans} of {objects} stored objects: most have no row, which usually \
+         means DATABASE_URL (or STORAGE_BACKEND, STORAGE_DIR, S3_BUCKET, S3_KEY_PREFIX) points at \
+         the wrong place; nothing was removed; pass --force to remove them anyway"
+    )]
+    Refused { orphans: usize, objects: usize },
+}
+
+/// At most this many objects without a row are removed whatever their share: a crash leaves a
+/// few, a wrong database leaves them all.
+const HANDFUL: usize = 5;
+
+/// Whether removing `orphans` of `objects` looks like a wrong database rather than leftovers:
+/// all of them (more than one), or more than half and more than a handful.
+fn too_many(orphans: usize, objects: usize) -> bool {
+    (orphans > 1 && orphans == objects) || (orphans > HANDFUL && orphans * 2 > objects)
 }
 
 /// `ipm-api gc`: opens the database (without migrating it) and the storage, then `run`s.
@@ -99,8 +116,22 @@ pub async fn run(
     report.rows = rows.len();
     let row_keys: HashSet<&str> = rows.iter().map(|(_, k)| k.as_str()).collect();
     let object_keys: HashSet<&str> = objects.iter().map(|o| o.key.as_str()).collect();
+    let (young, orphans): (Vec<_>, Vec<_>) = objects
+        .iter()
+        .filter(|o| !row_keys.contains(o.key.as_str()))
+        .partition(|o| o.modified > cutoff);
+    report.young_objects = young.len();
+    report.orphan_objects = orphans.len();
+    // Decided before anything is removed: a refused run removes nothing at all, rows and
+    // unfinished uploads included, and reports what it would have removed.
+    let refuse = opts.apply && !opts.force && too_many(orphans.len(), objects.len());
+    let refused = refuse.then_some(GcError::Refused {
+        orphans: orphans.len(),
+        objects: objects.len(),
+    });
+    let apply = opts.apply && refused.is_none();
     let done = |ok: bool, report: &mut GcReport| {
-        if !opts.apply {
+        if !apply {
             ""
         } else if ok {
             report.removed += 1;
@@ -111,17 +142,9 @@ pub async fn run(
         }
     };
 
-    for o in objects
-        .iter()
-        .filter(|o| !row_keys.contains(o.key.as_str()))
-    {
-        if o.modified > cutoff {
-            report.young_objects += 1;
-            continue;
-        }
-        report.orphan_objects += 1;
+    for o in orphans {
         let mut removed = true;
-        if opts.apply {
+        if apply {
             removed = match store.key_in_use(o.key.as_str()).await {
                 Ok(true) => false,
                 Ok(false) => storage.delete(&o.key).await.is_ok(),
@@ -155,11 +178,11 @@ pub async fn run(
     report.missing_objects = missing.len();
     let suspicious = !opts.force && missing.len() > 1 && missing.len() == rows.len();
     for (id, key) in &missing {
-        let mark = if opts.apply && suspicious {
+        let mark = if apply && suspicious {
             report.failed += 1;
             "  [kept: see below]"
         } else {
-            let removed = if opts.apply {
+            let removed = if apply {
                 store.delete_row(*id).await.is_ok()
             } else {
                 true
@@ -168,7 +191,7 @@ pub async fn run(
         };
         writeln!(out, "row without an object: image {id} (key {key}){mark}")?;
     }
-    if opts.apply && suspicious {
+    if apply && suspicious {
         writeln!(
             out,
             "every image's object is missing: check STORAGE_BACKEND, STORAGE_DIR, S3_BUCKET and S3_KEY_PREFIX; \
@@ -187,7 +210,7 @@ pub async fn run(
     };
     report.incomplete_uploads = incomplete.len();
     for item in &incomplete {
-        let removed = if opts.apply {
+        let removed = if apply {
             storage.remove_incomplete(item).await.is_ok()
         } else {
             true
@@ -208,14 +231,34 @@ pub async fn run(
         report.missing_objects,
         report.incomplete_uploads
     )?;
+    if let Some(refused) = refused {
+        writeln!(out, "{refused}")?;
+        return Err(refused);
+    }
     let found = report.orphan_objects + report.missing_objects + report.incomplete_uploads;
-    if !opts.apply && found > 0 {
+    if !apply && found > 0 {
         writeln!(
             out,
             "dry run: nothing was removed; run `ipm-api gc --apply` to remove them"
         )?;
-    } else if opts.apply {
+    } else if apply {
         writeln!(out, "removed {}, failed {}", report.removed, report.failed)?;
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::too_many;
+
+    #[test]
+    fn a_few_leftovers_pass_a_wrong_database_does_not() {
+        assert!(!too_many(0, 0));
+        assert!(!too_many(1, 1));
+        assert!(too_many(2, 2));
+        assert!(!too_many(5, 6));
+        assert!(too_many(6, 10));
+        assert!(!too_many(6, 12));
+        assert!(!too_many(40, 1000));
+    }
 }

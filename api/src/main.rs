@@ -36,7 +36,8 @@ enum Command {
         /// an upload in progress.
         #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
         min_age: u64,
-        /// Remove rows even when every image's object seems missing.
+        /// Remove rows even when every image's object seems missing, and objects even when
+        /// most have no row (both usually mean a wrong database or storage setting).
         #[arg(long)]
         force: bool,
     },

@@ -11,7 +11,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
 use ipm_policy::cedar::{CedarQuery, CedarVerdict, QueryError, decide};
-use ipm_policy::snapshot::{LoadError, PolicySnapshot, hash_sources, read_dir, short_hash};
+use ipm_policy::snapshot::{
+    LoadError, PolicySnapshot, SourceFiles, hash_sources, read_dir, read_dir_settled, short_hash,
+};
 use ipm_policy::store::{PolicyStore, ReloadOutcome};
 use ipm_runtime::enforcer::DecisionObserver;
 use ipm_runtime::metrics::{Metrics, ResultLabels};
@@ -89,7 +91,7 @@ impl Shadow {
             decisions,
             reloads,
         };
-        shadow.load_first();
+        shadow.load_first(read_dir);
         shadow
     }
 
@@ -190,8 +192,10 @@ impl Shadow {
         );
     }
 
-    fn load_first(&self) {
-        let files = match read_dir(&self.dir) {
+    /// Loads the set with `read`: once at the start, then until it loads, at each reload
+    /// with a settled read.
+    fn load_first(&self, read: fn(&Path) -> Result<SourceFiles, LoadError>) {
+        let files = match read(&self.dir) {
             Ok(f) => f,
             Err(e) => return self.first_load_failed(String::new(), e),
         };
@@ -281,7 +285,7 @@ impl Reload for Shadow {
     /// the live reload metrics stay about the live set.
     fn reload(&self, _metrics: &Metrics) {
         let Some(store) = self.store.load_full() else {
-            return self.load_first();
+            return self.load_first(read_dir_settled);
         };
         match store.reload() {
             ReloadOutcome::Unchanged | ReloadOutcome::StillFailing => {}

@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 use serde::Deserialize;
 
 use crate::identity::Email;
+use crate::settle::{PAUSE, RETRIES, Unsettled, read_settled};
 
 /// Longest group name accepted.
 pub const MAX_GROUP_LEN: usize = 128;
@@ -52,6 +53,23 @@ pub enum GroupsFileError {
     Read { path: PathBuf, message: String },
     #[error("`{path}`: {message}")]
     Parse { path: PathBuf, message: String },
+    #[error(
+        "`{path}` kept changing while being read; the membership in force stays until it holds still"
+    )]
+    Unsettled { path: PathBuf },
+}
+
+/// A groups file's text; anything but a regular file (after symlinks) is refused.
+fn read_text(path: &Path) -> Result<String, GroupsFileError> {
+    let err = |message: String| GroupsFileError::Read {
+        path: path.to_path_buf(),
+        message,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(err("not a regular file".into()));
+    }
+    std::fs::read_to_string(path).map_err(|e| err(e.to_string()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -103,11 +121,7 @@ impl GroupIndex {
     }
 
     pub fn load(path: &Path) -> Result<Self, GroupsFileError> {
-        let text = std::fs::read_to_string(path).map_err(|e| GroupsFileError::Read {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        Self::parse(path, &text)
+        Self::parse(path, &read_text(path)?)
     }
 
     pub fn groups(&self, user: &Email) -> Groups {
@@ -149,10 +163,26 @@ impl FileGroups {
         &self.path
     }
 
-    /// Re-reads the file. On error the previous membership stays in force.
-    /// Returns whether the content changed.
+    /// Re-reads the file, once it holds still. On error the previous membership stays in
+    /// force. Returns whether the content changed.
     pub fn reload(&self) -> Result<bool, GroupsFileError> {
-        let next = GroupIndex::load(&self.path)?;
+        self.reload_with(read_text, || std::thread::sleep(PAUSE))
+    }
+
+    /// `reload` with the file read by `read` and the pause between reads by `pause`: a
+    /// half-written file is never loaded, since two reads a moment apart must agree.
+    pub fn reload_with(
+        &self,
+        mut read: impl FnMut(&Path) -> Result<String, GroupsFileError>,
+        pause: impl FnMut(),
+    ) -> Result<bool, GroupsFileError> {
+        let text = read_settled(|| read(&self.path), pause, RETRIES).map_err(|u| match u {
+            Unsettled::Failed(e) => e,
+            Unsettled::Changing { .. } => GroupsFileError::Unsettled {
+                path: self.path.clone(),
+            },
+        })?;
+        let next = GroupIndex::parse(&self.path, &text)?;
         if next.hash == self.index.load().hash {
             return Ok(false);
         }
@@ -212,5 +242,62 @@ mod tests {
         assert!(GroupIndex::parse(p, "[groups]\n\"a,b\" = []\n").is_err());
         assert!(GroupIndex::parse(p, "[groups]\nx = [\"not-an-email\"]\n").is_err());
         assert!(GroupIndex::parse(p, "[other]\n").is_err());
+    }
+
+    const FULL: &str = "[groups]\nsuspended = [\"mallory@example.com\"]\n";
+
+    fn suspended(groups: &FileGroups) -> bool {
+        let mallory: Email = "mallory@example.com"
+            .parse()
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        groups
+            .current()
+            .groups(&mallory)
+            .contains(&"suspended".to_string())
+    }
+
+    fn file_groups() -> FileGroups {
+        let p = Path::new("groups.toml");
+        FileGroups::from_index(
+            p,
+            GroupIndex::parse(p, FULL).unwrap_or_else(|e| unreachable!("{e}")),
+        )
+    }
+
+    #[test]
+    fn a_half_written_groups_file_is_not_loaded() {
+        let groups = file_groups();
+        let next = format!("{FULL}admins = [\"a@example.com\"]\n");
+        // A slow writer: the header is there, the members not yet.
+        let script = ["[groups]\n".to_string(), next.clone(), next];
+        let mut n = 0;
+        let changed = groups.reload_with(
+            |_| {
+                n += 1;
+                Ok(script[(n - 1).min(2)].clone())
+            },
+            || {},
+        );
+        assert!(matches!(changed, Ok(true)), "{changed:?}");
+        assert!(suspended(&groups));
+        assert_eq!(groups.current().user_count(), 2);
+    }
+
+    #[test]
+    fn a_groups_file_that_keeps_changing_keeps_the_membership() {
+        let groups = file_groups();
+        let mut n = 0;
+        let changed = groups.reload_with(
+            |_| {
+                n += 1;
+                Ok(format!("[groups]\n# {n}\n"))
+            },
+            || {},
+        );
+        assert!(
+            matches!(changed, Err(GroupsFileError::Unsettled { .. })),
+            "{changed:?}"
+        );
+        assert!(suspended(&groups));
     }
 }

@@ -18,6 +18,7 @@ pub mod record;
 pub mod request;
 pub mod routes;
 pub mod secret;
+pub mod settle;
 pub mod slice;
 pub mod snapshot;
 pub mod store;

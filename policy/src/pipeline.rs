@@ -23,7 +23,7 @@ pub struct Prepared {
     pub user: Email,
     pub route: RouteMatch,
     pub method: String,
-    /// The request path without its query string.
+    /// The canonical path the route matched (`RouteMatch::path`): `context.path`.
     pub path: String,
     pub client_ip: Option<IpAddr>,
 }
@@ -49,10 +49,10 @@ pub fn prepare(
         }));
     };
     Ok(Prepared {
+        path: route.path.clone(),
         user,
         route,
         method: method.to_string(),
-        path: uri.split(['?', '#']).next().unwrap_or_default().to_string(),
         client_ip: req.client_ip,
         snapshot,
     })
@@ -231,6 +231,7 @@ impl Decision {
             resource_type: target.entity_type.clone(),
             resource_id: id.to_string(),
             pattern: basis.prepared.route.pattern.clone(),
+            path: basis.prepared.route.path.clone(),
         };
         let entities = match target.entity_type.as_str() {
             "Group" => match group_entity(id) {

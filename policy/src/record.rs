@@ -45,9 +45,13 @@ pub struct DecisionRecord {
 }
 
 impl DecisionRecord {
-    /// The record of `d`; `method` and `uri` as the request carried them (the query string
-    /// is dropped).
+    /// The record of `d`; `method` and `uri` as the request carried them. The path is the
+    /// canonical one policies saw when a route matched, else the URI without its query.
     pub fn new(adapter: &str, d: &Decision, method: &str, uri: &str, latency_us: u64) -> Self {
+        let path = d.route.as_ref().map_or_else(
+            || uri.split(['?', '#']).next().unwrap_or_default(),
+            |r| r.path.as_str(),
+        );
         let (action, resource) = d
             .route
             .as_ref()
@@ -62,7 +66,7 @@ impl DecisionRecord {
             user: d.user.as_ref().map(ToString::to_string).unwrap_or_default(),
             groups: d.groups.join(","),
             method: truncate(method, MAX_METHOD).to_string(),
-            path: truncate(uri.split(['?', '#']).next().unwrap_or_default(), MAX_PATH).to_string(),
+            path: truncate(path, MAX_PATH).to_string(),
             action,
             resource,
             decision: if d.is_allowed() { "allow" } else { "deny" }.to_string(),
@@ -136,5 +140,18 @@ mod tests {
         assert_eq!(r.path, "/a");
         let r = DecisionRecord::new("nginx", &d, "GET", &"/é".repeat(600), 1);
         assert!(r.path.len() <= MAX_PATH);
+    }
+
+    #[test]
+    fn a_routed_request_is_recorded_with_its_canonical_path() {
+        let routes = crate::routes::RouteTable::parse(
+            "[[route]]\nmethod = \"GET\"\npath = \"/api/images/{id}/content\"\naction = \"ReadImage\"\nresource = { type = \"Image\", id = \"{id}\" }\n",
+        )
+        .unwrap_or_else(|e| unreachable!("{e}"));
+        let uri = "/api/images/i-1/%63ontent?token=x";
+        let mut d = Decision::deny(Denial::PolicyDenied);
+        d.route = routes.matches("GET", uri);
+        let r = DecisionRecord::new("nginx", &d, "GET", uri, 1);
+        assert_eq!(r.path, "/api/images/i-1/content");
     }
 }

@@ -34,8 +34,9 @@ impl<'a> HeaderField<'a> {
     }
 }
 
-/// A request to decide, in protocol-neutral terms.
-#[derive(Debug, Clone, Copy)]
+/// A request to decide, in protocol-neutral terms. Its `Debug` shows the secret as
+/// `[redacted]`, so a request can be logged whole.
+#[derive(Clone, Copy)]
 pub struct AuthzRequest<'a> {
     /// The original request's method.
     pub method: HeaderField<'a>,
@@ -47,6 +48,34 @@ pub struct AuthzRequest<'a> {
     pub secret: HeaderField<'a>,
     /// The client's address, when the proxy sends one.
     pub client_ip: Option<IpAddr>,
+}
+
+/// How `Debug` shows a field: its text, or only whether it is there.
+struct Shown<'a>(HeaderField<'a>, bool);
+
+impl std::fmt::Debug for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.0, self.1) {
+            (HeaderField::One(_), true) => f.write_str("One([redacted])"),
+            (HeaderField::One(v), false) => f
+                .debug_tuple("One")
+                .field(&String::from_utf8_lossy(v))
+                .finish(),
+            (other, _) => other.fmt(f),
+        }
+    }
+}
+
+impl std::fmt::Debug for AuthzRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthzRequest")
+            .field("method", &Shown(self.method, false))
+            .field("uri", &Shown(self.uri, false))
+            .field("user", &Shown(self.user, false))
+            .field("secret", &Shown(self.secret, true))
+            .field("client_ip", &self.client_ip)
+            .finish()
+    }
 }
 
 /// Validates the secret and the user header. Pure: the first step of every decision.
@@ -63,5 +92,40 @@ pub fn authenticate(secrets: Option<&SecretSet>, req: &AuthzRequest<'_>) -> Resu
         HeaderField::Missing => Err(Denial::MissingUser),
         HeaderField::Many => Err(Denial::DuplicateUser),
         HeaderField::One(v) => Email::parse_bytes(v).map_err(Denial::InvalidUser),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let secret = "proxy-secret-0123456789";
+        let req = AuthzRequest {
+            method: HeaderField::One(b"GET"),
+            uri: HeaderField::One(b"/api/projects"),
+            user: HeaderField::One(b"alice@example.com"),
+            secret: HeaderField::One(secret.as_bytes()),
+            client_ip: None,
+        };
+        // The bytes as a derived `Debug` of `&[u8]` would list them.
+        let as_numbers: String = secret
+            .bytes()
+            .map(|b| b.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        for shown in [format!("{req:?}"), format!("{req:#?}")] {
+            let compact: String = shown.chars().filter(|c| !c.is_whitespace()).collect();
+            assert!(!shown.contains(secret), "{shown}");
+            assert!(!compact.contains(&as_numbers), "{shown}");
+            assert!(shown.contains("[redacted]"), "{shown}");
+        }
+        let missing = AuthzRequest {
+            secret: HeaderField::Missing,
+            ..req
+        };
+        assert!(format!("{missing:?}").contains("secret: Missing"));
     }
 }

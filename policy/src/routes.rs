@@ -101,6 +101,11 @@ pub struct RouteMatch {
     pub resource_id: String,
     /// The route's pattern, for logs and metrics.
     pub pattern: String,
+    /// The request's canonical path: the percent-decoded segments the route matched, joined
+    /// with `/`, with only `%`, `?` and `#` written encoded (`%25`, `%3F`, `%23`) so that the
+    /// path reads back as the same segments. Policies see it as `context.path`: however a
+    /// request spells its path, the same route means the same `context.path`.
+    pub path: String,
 }
 
 /// Why a routes file was refused.
@@ -188,10 +193,30 @@ impl RouteTable {
         for raw in &raw_segments {
             decoded.push(decode_segment(raw)?);
         }
-        self.routes
+        let mut found = self
+            .routes
             .iter()
-            .find_map(|route| route.matches(method, &decoded))
+            .find_map(|route| route.matches(method, &decoded))?;
+        found.path = canonical_path(&decoded);
+        Some(found)
     }
+}
+
+/// Joins decoded segments into the one path that stands for them (see `RouteMatch::path`).
+fn canonical_path(decoded: &[String]) -> String {
+    let mut path = String::new();
+    for segment in decoded {
+        path.push('/');
+        for c in segment.chars() {
+            match c {
+                '%' => path.push_str("%25"),
+                '?' => path.push_str("%3F"),
+                '#' => path.push_str("%23"),
+                c => path.push(c),
+            }
+        }
+    }
+    path
 }
 
 /// Percent-decodes one path segment, refusing what could change the path's meaning downstream.
@@ -298,6 +323,7 @@ impl Route {
             resource_type: self.spec.resource.entity_type.clone(),
             resource_id: id,
             pattern: self.spec.path.clone(),
+            path: String::new(),
         })
     }
 
@@ -382,6 +408,44 @@ mod tests {
                 .map(|m| m.resource_id),
             Some("a b".into())
         );
+    }
+
+    #[test]
+    fn the_canonical_path_is_the_same_for_every_spelling() {
+        let t = table();
+        let path = |uri: &str| t.matches("GET", uri).map(|m| m.path);
+        let want = Some("/api/projects/p-1".to_string());
+        for uri in [
+            "/api/projects/p-1",
+            "/api/projects/%70-1",
+            "/%61pi/projects/p%2D1",
+            "/api/projects/p-1?x=/../y#z",
+        ] {
+            assert_eq!(path(uri), want, "{uri}");
+        }
+        assert_eq!(
+            path("/api/projects/a%20b"),
+            Some("/api/projects/a b".into())
+        );
+        // What would read back differently stays encoded, always the same way.
+        for (uri, canonical) in [
+            ("/api/projects/50%25", "/api/projects/50%25"),
+            ("/api/projects/a%3fb", "/api/projects/a%3Fb"),
+            ("/api/projects/a%23b", "/api/projects/a%23b"),
+            ("/api/projects/a%2525", "/api/projects/a%2525"),
+        ] {
+            assert_eq!(path(uri).as_deref(), Some(canonical), "{uri}");
+            let again = t
+                .matches("GET", canonical)
+                .unwrap_or_else(|| unreachable!());
+            assert_eq!(again.path, canonical, "{uri} reads back the same");
+            assert_eq!(
+                again.resource_id,
+                t.matches("GET", uri)
+                    .map(|m| m.resource_id)
+                    .unwrap_or_default()
+            );
+        }
     }
 
     #[test]

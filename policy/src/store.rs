@@ -9,7 +9,10 @@ use std::time::SystemTime;
 use arc_swap::{ArcSwap, ArcSwapOption, Guard};
 use serde::Serialize;
 
-use crate::snapshot::{LoadError, PolicySnapshot, hash_sources, read_dir};
+use crate::settle::PAUSE;
+use crate::snapshot::{
+    LoadError, PolicySnapshot, SourceFiles, hash_sources, read_dir, read_dir_settled_with,
+};
 
 /// What changed between two snapshots, by policy id.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -51,7 +54,10 @@ pub struct PolicyStore {
 impl PolicyStore {
     /// Loads the directory; a first load that fails refuses the start.
     pub fn load(dir: &Path) -> Result<Self, LoadError> {
-        let snapshot = PolicySnapshot::load(dir)?;
+        // Read as a reload reads: a directory still being written at start is not loaded
+        // half-done (a truncated `guards.cedar` would parse, without its forbid).
+        let files = read_dir_settled_with(dir, read_dir, || std::thread::sleep(PAUSE))?;
+        let snapshot = PolicySnapshot::from_sources(dir, files)?;
         Ok(Self::from_snapshot(dir, snapshot))
     }
 
@@ -82,11 +88,21 @@ impl PolicyStore {
         self.pending.load_full()
     }
 
-    /// Re-reads the directory and swaps in the new snapshot if it loads completely.
+    /// Re-reads the directory, once it holds still, and swaps in the new snapshot if it
+    /// loads completely.
     pub fn reload(&self) -> ReloadOutcome {
+        self.reload_with(read_dir, || std::thread::sleep(PAUSE))
+    }
+
+    /// `reload` with the directory read by `read` and the pause between reads by `pause`.
+    pub fn reload_with(
+        &self,
+        read: impl FnMut(&Path) -> Result<SourceFiles, LoadError>,
+        pause: impl FnMut(),
+    ) -> ReloadOutcome {
         // One reload at a time: a watcher event and a SIGHUP must not interleave.
         let _guard = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let files = match read_dir(&self.dir) {
+        let files = match read_dir_settled_with(&self.dir, read, pause) {
             Ok(f) => f,
             Err(e) => return self.fail(e, String::new()),
         };
@@ -164,5 +180,84 @@ pub fn diff(old: &PolicySnapshot, new: &PolicySnapshot) -> ReloadReport {
             .map(|(k, _)| k.clone())
             .collect(),
         removed: a.keys().filter(|k| !b.contains_key(*k)).cloned().collect(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    const EXTRA: &str = "extra.cedar";
+
+    fn shipped_store() -> (PolicyStore, SourceFiles) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+        (PolicyStore::load(&dir).unwrap(), read_dir(&dir).unwrap())
+    }
+
+    /// A reader that returns `script` one entry per call, then repeats the last.
+    fn scripted(
+        script: Vec<Result<SourceFiles, LoadError>>,
+    ) -> impl FnMut(&Path) -> Result<SourceFiles, LoadError> {
+        let mut n = 0;
+        move |_| {
+            let r = script[n.min(script.len() - 1)].clone();
+            n += 1;
+            r
+        }
+    }
+
+    fn has(store: &PolicyStore, id: &str) -> bool {
+        store.snapshot().policy_files.contains_key(id)
+    }
+
+    #[test]
+    fn a_half_done_deploy_is_not_loaded() {
+        let (store, full) = shipped_store();
+        // `rm *.cedar; cp new/*.cedar .`, caught between the two: guards.cedar not back yet.
+        let mut half = full.clone();
+        half.remove("guards.cedar");
+        let mut new = full.clone();
+        new.insert(
+            EXTRA.into(),
+            "@id(\"no-listing\")\nforbid (principal, action == Action::\"ListProjects\", resource);\n"
+                .into(),
+        );
+        let mut pauses = 0;
+        let outcome = store.reload_with(scripted(vec![Ok(half), Ok(new.clone()), Ok(new)]), || {
+            pauses += 1
+        });
+        let ReloadOutcome::Reloaded(report) = outcome else {
+            panic!("{outcome:?}");
+        };
+        assert_eq!(report.added, vec!["no-listing".to_string()]);
+        assert!(report.removed.is_empty(), "{report:?}");
+        assert!(has(&store, "suspended-forbid-all"));
+        assert_eq!(pauses, 2);
+    }
+
+    #[test]
+    fn files_that_keep_changing_keep_the_set_in_force() {
+        let (store, full) = shipped_store();
+        let before = store.snapshot().hash.clone();
+        let mut n = 0;
+        let outcome = store.reload_with(
+            |_| {
+                // A slow writer: guards.cedar grows on every read, the forbid not yet there.
+                n += 1;
+                let mut files = full.clone();
+                files.insert("guards.cedar".into(), format!("// {}", "x".repeat(n)));
+                Ok(files)
+            },
+            || {},
+        );
+        let ReloadOutcome::Failed(e) = outcome else {
+            panic!("{outcome:?}");
+        };
+        assert!(e.to_string().contains("kept changing"), "{e}");
+        assert!(e.to_string().contains("`guards.cedar`"), "{e}");
+        assert_eq!(store.snapshot().hash, before);
+        assert!(has(&store, "suspended-forbid-all"));
+        assert!(store.pending_error().is_some());
     }
 }

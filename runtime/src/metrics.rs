@@ -41,7 +41,8 @@ pub struct Metrics {
     pub groups_reloads: Family<ResultLabels, Counter>,
     pub policies_loaded: Gauge,
     pub group_lookups: Family<SourceLabels, Counter>,
-    /// Directory calls by result: ok, timeout, connect, status, bad_json, too_large, other.
+    /// Directory calls by result: ok, no_such_user, timeout, connect, status, bad_json,
+    /// too_large, other.
     pub directory_requests: Family<ResultLabels, Counter>,
     pub directory_seconds: Histogram,
     /// Cached lookups by result: hit, shared_hit, miss, coalesced, stale.

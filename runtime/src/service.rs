@@ -54,6 +54,16 @@ pub fn header_name(
     })
 }
 
+/// Marks every value of the header `name` sensitive, so no `Debug` of the map (or of a value)
+/// shows it: the proxy's secret, wherever a request's headers are kept.
+pub fn mark_sensitive(headers: &mut warp::http::HeaderMap, name: &warp::http::header::HeaderName) {
+    if let warp::http::header::Entry::Occupied(mut values) = headers.entry(name) {
+        for value in values.iter_mut() {
+            value.set_sensitive(true);
+        }
+    }
+}
+
 /// The parts both binaries build the same way from their configuration.
 pub struct Core {
     pub metrics: Arc<Metrics>,
@@ -172,5 +182,30 @@ impl ServiceHandle {
         while let Some((_, l)) = self.listeners.pop() {
             l.stop().await;
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use warp::http::HeaderMap;
+    use warp::http::header::{HeaderName, HeaderValue};
+
+    #[test]
+    fn a_marked_secret_header_never_shows_in_debug() {
+        let name = HeaderName::from_static("x-proxy-secret");
+        let mut headers = HeaderMap::new();
+        headers.append(&name, HeaderValue::from_static("first-secret-0123"));
+        headers.append(&name, HeaderValue::from_static("second-secret-0123"));
+        headers.append("x-user-email", HeaderValue::from_static("a@example.com"));
+        mark_sensitive(&mut headers, &name);
+        let shown = format!("{headers:?}");
+        assert!(!shown.contains("first-secret"), "{shown}");
+        assert!(!shown.contains("second-secret"), "{shown}");
+        assert!(shown.contains("a@example.com"), "{shown}");
+        // Absent: nothing to mark, nothing added.
+        mark_sensitive(&mut headers, &HeaderName::from_static("x-other"));
+        assert_eq!(headers.len(), 3);
     }
 }

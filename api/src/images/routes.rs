@@ -18,28 +18,28 @@ pub(crate) fn routes(
     let image = || warp::path!("api" / "images" / String);
     let upload = project_images()
         .and(warp::post())
-        .and(request_meta())
+        .and(request_meta(&state))
         .and(warp::body::stream())
         .and(with_state(state.clone()))
         .then(upload_image);
     let list = project_images()
         .and(get_or_head())
-        .and(request_meta())
+        .and(request_meta(&state))
         .and(with_state(state.clone()))
         .then(list_images);
     let get = image()
         .and(get_or_head())
-        .and(request_meta())
+        .and(request_meta(&state))
         .and(with_state(state.clone()))
         .then(get_image);
     let delete = image()
         .and(warp::delete())
-        .and(request_meta())
+        .and(request_meta(&state))
         .and(with_state(state.clone()))
         .then(delete_image);
     let content = warp::path!("api" / "images" / String / "content")
         .and(get_or_head())
-        .and(request_meta())
+        .and(request_meta(&state))
         .and(with_state(state))
         .then(image_content);
     upload

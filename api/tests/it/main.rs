@@ -12,4 +12,5 @@ mod openapi;
 mod outage;
 mod pagination;
 mod projects;
+mod seams;
 mod support;

@@ -11,6 +11,7 @@ use warp::hyper::body::Bytes;
 
 use super::http::{GROUPS_TRUNCATED_HEADER, HeaderNames, HttpState, decision_response};
 use ipm_policy::request::{AuthzRequest, HeaderField};
+use ipm_runtime::service::mark_sensitive;
 
 /// The adapter name in decision logs and metrics.
 pub const ADAPTER: &str = "envoy_http";
@@ -53,9 +54,10 @@ async fn check(
     method: Method,
     path: FullPath,
     query: String,
-    headers: HeaderMap,
+    mut headers: HeaderMap,
     state: HttpState,
 ) -> Result<Response<Bytes>, Infallible> {
+    mark_sensitive(&mut headers, &state.names.secret);
     let uri = original_uri(&path, &query);
     let req = envoy_request(&method, &uri, &headers, &state.names);
     let d = state.enforcer.authorize(&req, ADAPTER).await;

@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 
 use ipm_policy::request::AuthzRequest;
+use ipm_runtime::service::mark_sensitive;
 use warp::Filter;
 use warp::http::header::HeaderName;
 use warp::http::{HeaderMap, Response};
@@ -25,7 +26,8 @@ pub fn nginx_request<'a>(headers: &'a HeaderMap, names: &HeaderNames) -> AuthzRe
     }
 }
 
-async fn auth(headers: HeaderMap, state: HttpState) -> Result<Response<Bytes>, Infallible> {
+async fn auth(mut headers: HeaderMap, state: HttpState) -> Result<Response<Bytes>, Infallible> {
+    mark_sensitive(&mut headers, &state.names.secret);
     let req = nginx_request(&headers, &state.names);
     let d = state.enforcer.authorize(&req, ADAPTER).await;
     Ok(decision_response(&d, &state.names, &[]))

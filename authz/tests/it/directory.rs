@@ -20,6 +20,8 @@ use ipm_testkit::{copy_policies, eventually, redis_url, require_redis};
 
 use crate::support::{SECRET, TestApp};
 
+mod seams;
+
 const ADMIN_TOKEN: &str = "admin-token-0123456789abcdef0123456789";
 const TTL: Duration = Duration::from_secs(300);
 
@@ -278,7 +280,7 @@ async fn directory_errors_are_503_and_counted_by_cause() {
     let app = spawn(&dir, |d| d.max_body_bytes = 64 * 1024).await;
     let cases = [
         (Mode::Status(500), "status"),
-        (Mode::Status(404), "status"),
+        (Mode::Status(502), "status"),
         (Mode::BadJson, "bad_json"),
         (Mode::Huge(1024 * 1024), "too_large"),
         (Mode::HugeChunked(1024 * 1024), "too_large"),

@@ -10,5 +10,6 @@ mod envoy_http;
 mod policy_tools;
 mod props;
 mod reload;
+mod seams;
 mod startup;
 mod support;

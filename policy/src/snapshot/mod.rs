@@ -17,8 +17,10 @@ use crate::routes::RouteTable;
 use crate::slice::PolicyIndex;
 
 mod problems;
+mod read;
 
 use problems::{check_request_shape, duplicate_id, locate, route_problem};
+pub use read::{read_dir, read_dir_settled, read_dir_settled_with};
 
 /// The schema file's name inside the policy directory.
 pub const SCHEMA_FILE: &str = "schema.cedarschema";
@@ -76,37 +78,6 @@ pub struct PolicySnapshot {
     pub action_entities: Entities,
     /// The policies grouped by the actions they can apply to.
     pub index: PolicyIndex,
-}
-
-/// Reads the snapshot's files from a directory: `*.cedar`, the schema and the routes.
-/// Hidden entries (Kubernetes' `..data` and its timestamped folders) are skipped; the
-/// visible symlinks that point into them are followed.
-pub fn read_dir(dir: &Path) -> Result<SourceFiles, LoadError> {
-    let fail = |message: String| LoadError {
-        dir: dir.to_path_buf(),
-        problems: vec![Problem::whole_file(&dir.display().to_string(), message)],
-    };
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| fail(format!("cannot read the directory: {e}")))?;
-    let mut files = SourceFiles::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| fail(format!("cannot list the directory: {e}")))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
-            continue;
-        }
-        if !(name.ends_with(".cedar") || name == SCHEMA_FILE || name == ROUTES_FILE) {
-            continue;
-        }
-        let path = entry.path();
-        if !path.is_file() {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| fail(format!("cannot read `{name}`: {e}")))?;
-        files.insert(name, text);
-    }
-    Ok(files)
 }
 
 /// The hash that identifies a set of source files.

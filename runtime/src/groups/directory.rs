@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 
 use crate::config::DirectoryConfig;
@@ -51,6 +52,16 @@ impl DirectoryError {
             Self::Other(_) | Self::Build(_) => "other",
         }
     }
+}
+
+/// A usable answer from the directory.
+#[derive(Debug)]
+enum Answer {
+    Groups(Groups),
+    /// 404 or 410: the directory does not know the user (removed, or never there). That is an
+    /// answer, no groups, and never an outage: the stale grace must not bring back the groups
+    /// of someone who was deprovisioned.
+    NoSuchUser(u16),
 }
 
 /// The error and its causes on one line. The URL is left out: the caller logs the user.
@@ -149,7 +160,9 @@ impl Directory {
         )
     }
 
-    /// Asks the directory once, then counts and logs the outcome.
+    /// Asks the directory once, then counts and logs the outcome. A user the directory does
+    /// not know (404, 410) has no groups; only failures (transport, timeout, 5xx, ...) are
+    /// errors, which a cache may bridge with the last known value.
     pub async fn fetch(&self, user: &Email) -> Result<Groups, DirectoryError> {
         let started = Instant::now();
         // reqwest's timeout covers the body too; this one also bounds our own reading of it.
@@ -162,7 +175,8 @@ impl Directory {
             .directory_seconds
             .observe(elapsed.as_secs_f64());
         let label = match &result {
-            Ok(_) => "ok",
+            Ok(Answer::Groups(_)) => "ok",
+            Ok(Answer::NoSuchUser(_)) => "no_such_user",
             Err(e) => e.result(),
         };
         self.metrics
@@ -171,19 +185,26 @@ impl Directory {
             .inc();
         let latency_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
         match &result {
-            Ok(groups) => tracing::debug!(
+            Ok(Answer::Groups(groups)) => tracing::debug!(
                 target: "authz::directory",
                 user = user.as_str(), groups = groups.len(), latency_ms, "directory answered"
+            ),
+            Ok(Answer::NoSuchUser(status)) => tracing::info!(
+                target: "authz::directory",
+                user = user.as_str(), status, latency_ms, "the directory knows no such user: no groups"
             ),
             Err(e) => tracing::warn!(
                 target: "authz::directory",
                 user = user.as_str(), result = label, error = %e, latency_ms, "directory lookup failed"
             ),
         }
-        result
+        result.map(|answer| match answer {
+            Answer::Groups(groups) => groups,
+            Answer::NoSuchUser(_) => Arc::from([]),
+        })
     }
 
-    async fn ask(&self, user: &Email) -> Result<Groups, DirectoryError> {
+    async fn ask(&self, user: &Email) -> Result<Answer, DirectoryError> {
         let _turn = self
             .turns
             .acquire()
@@ -207,6 +228,9 @@ impl Directory {
             .await
             .map_err(classify)?;
         let status = response.status();
+        if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
+            return Ok(Answer::NoSuchUser(status.as_u16()));
+        }
         if !status.is_success() {
             return Err(DirectoryError::Status(status.as_u16()));
         }
@@ -223,7 +247,7 @@ impl Directory {
             }
             body.extend_from_slice(&chunk);
         }
-        parse_groups(&body, &self.field)
+        parse_groups(&body, &self.field).map(Answer::Groups)
     }
 }
 

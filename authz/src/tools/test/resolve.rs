@@ -122,9 +122,9 @@ pub fn resolve(snapshot: &PolicySnapshot, spec: &CaseSpec) -> Result<Resolved, C
     groups.dedup();
     let uri = spec.path.clone().unwrap_or_default();
     let method = spec.method.clone().unwrap_or_default().to_ascii_uppercase();
-    let path = uri.split(['?', '#']).next().unwrap_or_default().to_string();
+    let raw_path = uri.split(['?', '#']).next().unwrap_or_default();
     let route = match (&spec.action, &spec.resource) {
-        (Some(action), Some(resource)) => Some(direct_route(action, resource)?),
+        (Some(action), Some(resource)) => Some(direct_route(action, resource, raw_path)?),
         (Some(_), None) | (None, Some(_)) => {
             return Err(case_error("`action` and `resource` go together"));
         }
@@ -145,6 +145,10 @@ pub fn resolve(snapshot: &PolicySnapshot, spec: &CaseSpec) -> Result<Resolved, C
         (None, Some(json), _) => entities_from_json(snapshot, json)?,
         _ => Vec::new(),
     };
+    // `context.path` as the server builds it: the route's canonical path.
+    let path = route
+        .as_ref()
+        .map_or_else(|| raw_path.to_string(), |r| r.path.clone());
     Ok(Resolved {
         user,
         groups,
@@ -161,7 +165,8 @@ pub fn evaluate(snapshot: &PolicySnapshot, spec: &CaseSpec) -> Result<Outcome, C
     resolve(snapshot, spec).map(|r| r.decide(snapshot))
 }
 
-fn direct_route(action: &str, resource: &str) -> Result<RouteMatch, CaseError> {
+/// A case that names its action and resource: the path, if any, only fills the context.
+fn direct_route(action: &str, resource: &str, path: &str) -> Result<RouteMatch, CaseError> {
     let uid = EntityUid::from_str(resource).map_err(|_| {
         case_error(format!(
             "`resource`: `{resource}` is not an entity such as `Group::\"photographers\"`"
@@ -172,6 +177,7 @@ fn direct_route(action: &str, resource: &str) -> Result<RouteMatch, CaseError> {
         resource_type: uid.type_name().to_string(),
         resource_id: uid.id().unescaped().to_string(),
         pattern: String::new(),
+        path: path.to_string(),
     })
 }
 

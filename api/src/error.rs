@@ -53,6 +53,12 @@ pub enum ApiError {
     RangeNotSatisfiable,
     #[error("image storage is unavailable")]
     StorageUnavailable,
+    /// An unsafe request a browser sent for another site (`csrf`).
+    #[error("cross-site request refused")]
+    CrossSiteRequest,
+    /// A body whose declared `Content-Type` a form could have sent (`csrf`).
+    #[error("{0}")]
+    UnsupportedContentType(String),
 }
 
 #[derive(Serialize)]
@@ -86,7 +92,7 @@ impl ApiError {
         match self {
             Self::Denied(d) => StatusCode::from_u16(d.status()).unwrap_or(StatusCode::FORBIDDEN),
             Self::ProjectNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
-            Self::GroupForbidden => StatusCode::FORBIDDEN,
+            Self::GroupForbidden | Self::CrossSiteRequest => StatusCode::FORBIDDEN,
             Self::InvalidJson(_) | Self::InvalidParam { .. } => StatusCode::BAD_REQUEST,
             Self::InvalidField { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Conflict { .. } => StatusCode::CONFLICT,
@@ -94,7 +100,9 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge | Self::UploadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::ImageNotFound | Self::ImageContentMissing => StatusCode::NOT_FOUND,
-            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnsupportedMediaType(_) | Self::UnsupportedContentType(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             Self::UploadInterrupted => StatusCode::BAD_REQUEST,
             Self::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -175,6 +183,18 @@ impl ApiError {
                 "storage_unavailable",
                 None,
                 Some("image storage is unavailable; try again later".into()),
+            ),
+            Self::CrossSiteRequest => (
+                "forbidden",
+                "cross_site_request",
+                None,
+                Some("unsafe requests are accepted from this site's own pages only".into()),
+            ),
+            Self::UnsupportedContentType(m) => (
+                "unsupported_media_type",
+                "unsupported_content_type",
+                Some("content-type"),
+                Some(m.clone()),
             ),
         };
         serde_json::to_string(&Body {

@@ -13,6 +13,7 @@ use warp::http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 
 use super::existing_project;
 use crate::access::{Caller, RequestMeta, audit};
+use crate::csrf::check_raw_upload;
 use crate::error::ApiError;
 use crate::filename::{DEFAULT_FILENAME, clean_filename};
 use crate::image_store::{Image, ImageDbError};
@@ -121,6 +122,7 @@ where
                         "is required with a raw body (or send multipart/form-data)",
                     ));
                 }
+                check_raw_upload(&meta.headers)?;
                 Source::Raw(body)
             };
             // Its own task: a client that goes away cannot cancel it half-way (say between

@@ -9,6 +9,7 @@ pub(super) const API: Section = Section {
     vars: &[
         &API_LISTEN,
         &API_CLIENT_IP_HEADER,
+        &API_ALLOWED_ORIGINS,
         &API_POLICY_POLL_SECONDS,
         &DB_AUTO_MIGRATE,
         &DB_MAX_CONNECTIONS,
@@ -32,6 +33,15 @@ pub const API_CLIENT_IP_HEADER: Var<&str> = Var::new(
     "The client address header for ipm-api's own decisions (the peer address when the request\n\
      has none); empty uses the peer address only.",
 );
+
+pub const API_ALLOWED_ORIGINS: Var<Unset> = Var::unset(
+    "API_ALLOWED_ORIGINS",
+    Api,
+    "Origins besides the API's own whose pages may send POST, PATCH or DELETE (comma-separated,\n\
+     as browsers send them in Origin). Unset: only pages served from the Host the request was\n\
+     sent to (nginx passes the client's own Host); other browsers' cross-site requests answer 403.",
+)
+.example("https://app.example.com");
 
 pub const API_POLICY_POLL_SECONDS: Var<u64> = Var::new(
     "API_POLICY_POLL_SECONDS",

@@ -49,6 +49,9 @@ pub enum ApiError {
     /// The client stopped sending before the upload was complete.
     #[error("the upload was interrupted")]
     UploadInterrupted,
+    /// Nothing of the upload arrived for this long (`API_UPLOAD_IDLE_TIMEOUT_SECONDS`).
+    #[error("the upload sent nothing for {0:?}")]
+    UploadTimedOut(std::time::Duration),
     #[error("the requested range is outside the image")]
     RangeNotSatisfiable,
     #[error("image storage is unavailable")]
@@ -104,6 +107,7 @@ impl ApiError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
             Self::UploadInterrupted => StatusCode::BAD_REQUEST,
+            Self::UploadTimedOut(_) => StatusCode::REQUEST_TIMEOUT,
             Self::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -171,6 +175,15 @@ impl ApiError {
                 "upload_interrupted",
                 None,
                 Some("the upload ended before the file was complete".into()),
+            ),
+            Self::UploadTimedOut(after) => (
+                "request_timeout",
+                "upload_timeout",
+                None,
+                Some(format!(
+                    "nothing of the upload arrived for {} s; send it again",
+                    after.as_secs()
+                )),
             ),
             Self::RangeNotSatisfiable => (
                 "range_not_satisfiable",

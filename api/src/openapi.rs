@@ -272,7 +272,8 @@ fn add_images(doc: &mut Value) {
                     "201": ok("The stored image; `Location` points at it", "Image"),
                     "400": error("A bad id or parameter, a missing `filename`, or an interrupted upload"),
                     "404": error("No such project, or one the caller may not see"),
-                    "413": error("The file is larger than the server's limit (`MAX_UPLOAD_BYTES`)"),
+                    "408": error("Nothing of the upload arrived for `API_UPLOAD_IDLE_TIMEOUT_SECONDS`"),
+                    "413": error("The file is larger than the server's limit (`MAX_UPLOAD_BYTES`), or a multipart body is larger than it and 64 KiB"),
                     "415": error("The bytes are not an accepted image type, or a raw body has no `Content-Type` or one a form sends (`text/plain`, `application/x-www-form-urlencoded`)"),
                     "422": error("An empty file, a multipart body without a file part, or a malformed one")
                 }))

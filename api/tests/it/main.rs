@@ -14,3 +14,4 @@ mod outage;
 mod pagination;
 mod projects;
 mod support;
+mod uploads_limits;

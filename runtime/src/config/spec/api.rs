@@ -99,6 +99,7 @@ pub(super) const IMAGES: Section = Section {
         &S3_FORCE_PATH_STYLE,
         &S3_KEY_PREFIX,
         &MAX_UPLOAD_BYTES,
+        &API_UPLOAD_IDLE_TIMEOUT_SECONDS,
         &IMAGE_DOWNLOAD,
         &IMAGE_REDIRECT_EXPIRY_SECONDS,
         &IMAGE_ALLOW_SVG,
@@ -170,6 +171,13 @@ pub const MAX_UPLOAD_BYTES: Var<u64> = Var::new(
     Api,
     100 << 20,
     "Larger uploads answer 413 (the default is 100 MiB).",
+);
+
+pub const API_UPLOAD_IDLE_TIMEOUT_SECONDS: Var<u64> = Var::new(
+    "API_UPLOAD_IDLE_TIMEOUT_SECONDS",
+    Api,
+    30,
+    "An upload that sends nothing for this long answers 408 and is discarded (1..3600).",
 );
 
 pub const IMAGE_DOWNLOAD: Var<&str> = Var::new(

@@ -8,15 +8,16 @@ use std::time::Duration;
 
 use ipm_policy::secret::Secret;
 use ipm_runtime::config::spec::{
-    API_CLIENT_IP_HEADER, API_LISTEN, API_POLICY_POLL_SECONDS, CSP, DATABASE_URL,
-    DB_ACQUIRE_TIMEOUT_MS, DB_AUTO_MIGRATE, DB_MAX_CONNECTIONS, GROUPS_FILE, HSTS, POLICY_DIR,
-    X_PROXY_SECRET_HEADER, X_USER_ID_HEADER,
+    API_ALLOWED_ORIGINS, API_CLIENT_IP_HEADER, API_LISTEN, API_POLICY_POLL_SECONDS, CSP,
+    DATABASE_URL, DB_ACQUIRE_TIMEOUT_MS, DB_AUTO_MIGRATE, DB_MAX_CONNECTIONS, GROUPS_FILE, HSTS,
+    POLICY_DIR, X_PROXY_SECRET_HEADER, X_USER_ID_HEADER,
 };
 use ipm_runtime::config::{
     ConfigError, DirectoryConfig, Env, ListenAddr, Program, SecretConfig, environment,
     identity_header_names, log_file, reject_unknown,
 };
 
+use crate::csrf::AllowedOrigins;
 use crate::image_config::ImageConfig;
 
 /// The embedded default: a SQLite file under `data/`, created on first start.
@@ -39,6 +40,9 @@ pub struct Config {
     /// [`API_CLIENT_IP_HEADER`]: the client address for policies; the peer address when
     /// absent; empty (`None`) uses the peer address only.
     pub client_ip_header: Option<String>,
+    /// [`API_ALLOWED_ORIGINS`]: origins besides the API's own whose pages may send unsafe
+    /// requests; none by default.
+    pub allowed_origins: AllowedOrigins,
     /// [`POLICY_DIR`]
     pub policy_dir: PathBuf,
     /// [`GROUPS_FILE`], with `GROUP_SOURCE=file` (the default).
@@ -74,6 +78,7 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("secrets", &self.secrets)
             .field("listen", &self.listen)
+            .field("allowed_origins", &self.allowed_origins)
             .field("policy_dir", &self.policy_dir)
             .field("groups_file", &self.groups_file)
             .field("database", &backend_of(&self.database_url))
@@ -160,6 +165,8 @@ impl Config {
         let (user_header, secret_header) = identity_header_names(env)?;
         let client_ip_header = API_CLIENT_IP_HEADER.header_or_off(env)?;
         let listen = API_LISTEN.listen(env)?;
+        let allowed_origins = AllowedOrigins::parse(API_ALLOWED_ORIGINS.raw(env).unwrap_or(""))
+            .map_err(|m| API_ALLOWED_ORIGINS.invalid(m))?;
         let db = DbSettings::from_map(env)?;
         let csp = CSP.value(env);
         if !csp.bytes().all(|b| (0x20..0x7f).contains(&b)) {
@@ -173,6 +180,7 @@ impl Config {
             user_header,
             secret_header,
             client_ip_header,
+            allowed_origins,
             policy_dir: POLICY_DIR.path(env),
             groups_file: GROUPS_FILE.path(env),
             directory,
@@ -207,6 +215,7 @@ impl Config {
             user_header: X_USER_ID_HEADER.default.to_ascii_lowercase(),
             secret_header: X_PROXY_SECRET_HEADER.default.to_ascii_lowercase(),
             client_ip_header: Some(API_CLIENT_IP_HEADER.default.to_ascii_lowercase()),
+            allowed_origins: AllowedOrigins::default(),
             policy_dir: policy_dir.to_path_buf(),
             groups_file: groups_file.to_path_buf(),
             directory: DirectoryConfig::default(),
@@ -286,6 +295,10 @@ mod tests {
         );
         assert!(
             err(&[("PROXY_SHARED_SECRET", GOOD), ("CSP", "a\u{7f}")]).starts_with("CSP is invalid")
+        );
+        assert!(
+            err(&[("PROXY_SHARED_SECRET", GOOD), ("API_ALLOWED_ORIGINS", "*")])
+                .starts_with("API_ALLOWED_ORIGINS is invalid")
         );
         assert!(
             err(&[("PROXY_SHARED_SECRET", GOOD), ("API_LISTEN", "nowhere")])

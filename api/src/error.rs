@@ -49,10 +49,19 @@ pub enum ApiError {
     /// The client stopped sending before the upload was complete.
     #[error("the upload was interrupted")]
     UploadInterrupted,
+    /// Nothing of the upload arrived for this long (`API_UPLOAD_IDLE_TIMEOUT_SECONDS`).
+    #[error("the upload sent nothing for {0:?}")]
+    UploadTimedOut(std::time::Duration),
     #[error("the requested range is outside the image")]
     RangeNotSatisfiable,
     #[error("image storage is unavailable")]
     StorageUnavailable,
+    /// An unsafe request a browser sent for another site (`csrf`).
+    #[error("cross-site request refused")]
+    CrossSiteRequest,
+    /// A body whose declared `Content-Type` a form could have sent (`csrf`).
+    #[error("{0}")]
+    UnsupportedContentType(String),
 }
 
 #[derive(Serialize)]
@@ -86,7 +95,7 @@ impl ApiError {
         match self {
             Self::Denied(d) => StatusCode::from_u16(d.status()).unwrap_or(StatusCode::FORBIDDEN),
             Self::ProjectNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
-            Self::GroupForbidden => StatusCode::FORBIDDEN,
+            Self::GroupForbidden | Self::CrossSiteRequest => StatusCode::FORBIDDEN,
             Self::InvalidJson(_) | Self::InvalidParam { .. } => StatusCode::BAD_REQUEST,
             Self::InvalidField { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Conflict { .. } => StatusCode::CONFLICT,
@@ -94,8 +103,11 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge | Self::UploadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::ImageNotFound | Self::ImageContentMissing => StatusCode::NOT_FOUND,
-            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnsupportedMediaType(_) | Self::UnsupportedContentType(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             Self::UploadInterrupted => StatusCode::BAD_REQUEST,
+            Self::UploadTimedOut(_) => StatusCode::REQUEST_TIMEOUT,
             Self::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -164,6 +176,15 @@ impl ApiError {
                 None,
                 Some("the upload ended before the file was complete".into()),
             ),
+            Self::UploadTimedOut(after) => (
+                "request_timeout",
+                "upload_timeout",
+                None,
+                Some(format!(
+                    "nothing of the upload arrived for {} s; send it again",
+                    after.as_secs()
+                )),
+            ),
             Self::RangeNotSatisfiable => (
                 "range_not_satisfiable",
                 "range_not_satisfiable",
@@ -175,6 +196,18 @@ impl ApiError {
                 "storage_unavailable",
                 None,
                 Some("image storage is unavailable; try again later".into()),
+            ),
+            Self::CrossSiteRequest => (
+                "forbidden",
+                "cross_site_request",
+                None,
+                Some("unsafe requests are accepted from this site's own pages only".into()),
+            ),
+            Self::UnsupportedContentType(m) => (
+                "unsupported_media_type",
+                "unsupported_content_type",
+                Some("content-type"),
+                Some(m.clone()),
             ),
         };
         serde_json::to_string(&Body {

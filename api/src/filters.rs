@@ -12,6 +12,7 @@ use warp::http::header::{
 };
 use warp::hyper::body::{Buf, Bytes};
 
+use crate::csrf::{Refused, json_content, same_origin};
 use crate::error::ApiError;
 use crate::extract::{get_or_head, request_meta, with_state};
 use crate::handlers;
@@ -162,7 +163,9 @@ where
 /// Every rejection becomes a JSON error; a rejection never reaches a handler, so nothing
 /// here can answer 2xx.
 pub(crate) async fn recover(rejection: warp::Rejection) -> Result<Reply, Infallible> {
-    let e = if rejection.find::<BodyTooLarge>().is_some() {
+    let e = if let Some(Refused(e)) = rejection.find::<Refused>() {
+        e.clone()
+    } else if rejection.find::<BodyTooLarge>().is_some() {
         ApiError::PayloadTooLarge
     } else if rejection.is_not_found() {
         ApiError::RouteNotFound
@@ -189,6 +192,7 @@ pub(crate) fn routes(
     let create = collection()
         .and(warp::post())
         .and(request_meta(&state))
+        .and(json_content())
         .and(body())
         .and(with_state(state.clone()))
         .then(projects::create_project);
@@ -200,6 +204,7 @@ pub(crate) fn routes(
     let update = project()
         .and(warp::patch())
         .and(request_meta(&state))
+        .and(json_content())
         .and(body())
         .and(with_state(state.clone()))
         .then(projects::update_project);
@@ -220,6 +225,7 @@ pub(crate) fn routes(
         .and(get_or_head())
         .and(with_state(state.clone()))
         .then(handlers::readyz);
+    let origins = state.origins.clone();
     let images = crate::images::routes(state);
     let log = warp::log::custom(|info| {
         tracing::info!(
@@ -232,7 +238,8 @@ pub(crate) fn routes(
         );
     });
     let SecurityHeaders(headers) = security;
-    list.or(create)
+    let api = list
+        .or(create)
         .unify()
         .or(get)
         .unify()
@@ -247,7 +254,10 @@ pub(crate) fn routes(
         .or(readyz)
         .unify()
         .or(images)
-        .unify()
+        .unify();
+    // In front of every route, so one added later is covered too.
+    same_origin(origins)
+        .and(api)
         .recover(recover)
         .with(warp::reply::with::headers(headers))
         .with(log)

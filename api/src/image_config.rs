@@ -1,14 +1,16 @@
 //! Image settings: where the bytes are stored (`STORAGE_*`, `S3_*`), how large and what kind
-//! of upload is accepted, and how downloads are answered (`IMAGE_*`, `MAX_UPLOAD_BYTES`).
+//! of upload is accepted and how long it may stall, and how downloads are answered (`IMAGE_*`,
+//! `MAX_UPLOAD_BYTES`, `API_UPLOAD_IDLE_TIMEOUT_SECONDS`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipm_policy::secret::Secret;
 use ipm_runtime::config::spec::{
-    IMAGE_ALLOW_SVG, IMAGE_DOWNLOAD, IMAGE_REDIRECT_EXPIRY_SECONDS, MAX_UPLOAD_BYTES,
-    S3_ACCESS_KEY_ID, S3_BUCKET, S3_ENDPOINT, S3_FORCE_PATH_STYLE, S3_KEY_PREFIX, S3_REGION,
-    S3_SECRET_ACCESS_KEY, S3_SECRET_ACCESS_KEY_FILE, STORAGE_BACKEND, STORAGE_DIR, Unset, Var,
+    API_UPLOAD_IDLE_TIMEOUT_SECONDS, IMAGE_ALLOW_SVG, IMAGE_DOWNLOAD,
+    IMAGE_REDIRECT_EXPIRY_SECONDS, MAX_UPLOAD_BYTES, S3_ACCESS_KEY_ID, S3_BUCKET, S3_ENDPOINT,
+    S3_FORCE_PATH_STYLE, S3_KEY_PREFIX, S3_REGION, S3_SECRET_ACCESS_KEY, S3_SECRET_ACCESS_KEY_FILE,
+    STORAGE_BACKEND, STORAGE_DIR, Unset, Var,
 };
 use ipm_runtime::config::{ConfigError, Env, environment};
 
@@ -59,6 +61,9 @@ pub struct ImageConfig {
     pub storage: StorageConfig,
     /// [`MAX_UPLOAD_BYTES`]: larger uploads answer 413.
     pub max_upload_bytes: u64,
+    /// [`API_UPLOAD_IDLE_TIMEOUT_SECONDS`]: an upload that sends nothing for this long answers
+    /// 408.
+    pub upload_idle_timeout: Duration,
     /// [`IMAGE_DOWNLOAD`]
     pub download: DownloadMode,
     /// [`IMAGE_REDIRECT_EXPIRY_SECONDS`]: how long a presigned URL works (1 to 3600).
@@ -87,6 +92,12 @@ impl ImageConfig {
         if max_upload_bytes == 0 {
             return Err(MAX_UPLOAD_BYTES.invalid("must be at least 1"));
         }
+        let idle = API_UPLOAD_IDLE_TIMEOUT_SECONDS.get(env)?;
+        if !(1..=3600).contains(&idle) {
+            return Err(
+                API_UPLOAD_IDLE_TIMEOUT_SECONDS.invalid("must be between 1 and 3600 seconds")
+            );
+        }
         let download = match IMAGE_DOWNLOAD.choice(env).as_str() {
             "stream" => DownloadMode::Stream,
             "redirect" => DownloadMode::Redirect,
@@ -108,6 +119,7 @@ impl ImageConfig {
         Ok(Self {
             storage,
             max_upload_bytes,
+            upload_idle_timeout: Duration::from_secs(idle),
             download,
             redirect_expiry: Duration::from_secs(expiry),
             allow_svg: IMAGE_ALLOW_SVG.get(env)?,
@@ -121,6 +133,7 @@ impl ImageConfig {
                 dir: dir.to_path_buf(),
             },
             max_upload_bytes: MAX_UPLOAD_BYTES.default,
+            upload_idle_timeout: Duration::from_secs(API_UPLOAD_IDLE_TIMEOUT_SECONDS.default),
             download: DownloadMode::Stream,
             redirect_expiry: Duration::from_secs(IMAGE_REDIRECT_EXPIRY_SECONDS.default),
             allow_svg: IMAGE_ALLOW_SVG.default,
@@ -211,6 +224,7 @@ mod tests {
             matches!(c.storage, StorageConfig::Local { ref dir } if dir == Path::new("data/images"))
         );
         assert_eq!(c.max_upload_bytes, 100 * 1024 * 1024);
+        assert_eq!(c.upload_idle_timeout, Duration::from_secs(30));
         assert_eq!(c.download, DownloadMode::Stream);
         assert!(!c.allow_svg);
         let s3 = ImageConfig::from_map(&env(S3)).unwrap_or_else(|e| unreachable!("{e}"));
@@ -228,6 +242,10 @@ mod tests {
     fn refusals_name_the_variable() {
         assert!(err(&[("STORAGE_BACKEND", "ftp")]).starts_with("STORAGE_BACKEND is invalid"));
         assert!(err(&[("MAX_UPLOAD_BYTES", "10MB")]).starts_with("MAX_UPLOAD_BYTES is invalid"));
+        assert!(
+            err(&[("API_UPLOAD_IDLE_TIMEOUT_SECONDS", "0")])
+                .starts_with("API_UPLOAD_IDLE_TIMEOUT_SECONDS is invalid")
+        );
         assert!(
             err(&[("IMAGE_DOWNLOAD", "redirect")]).starts_with("IMAGE_DOWNLOAD is invalid"),
             "redirect needs S3"

@@ -8,7 +8,8 @@
 //! - Handlers act on `state`, what they all share: `projects`; `images` (`handlers` for list,
 //!   metadata and delete, `upload`, `download`); `handlers` for JSON bodies and the service
 //!   routes. All answer through `reply`: JSON, errors, path ids, query structs, pagination.
-//! - `access` is the enforcement point, `error` the one map from failures to statuses.
+//! - `access` is the enforcement point, `csrf` refuses what another site makes a browser send,
+//!   `error` is the one map from failures to statuses.
 //! - `models` hold project data and `db` stores it; `image_store` stores image rows.
 //! - Image bytes: `upload` streams them into `storage` (a local folder or S3), `sniff` judges
 //!   them from their content, `filename` cleans their names; `gc` removes what a crash leaves.
@@ -19,6 +20,7 @@
 
 mod access;
 pub mod config;
+pub mod csrf;
 pub mod db;
 pub mod error;
 mod extract;

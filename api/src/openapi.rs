@@ -35,7 +35,7 @@ fn auth_errors(mut responses: Value) -> Value {
         );
         map.insert(
             "403".into(),
-            error("Policies deny the request, or no route matches"),
+            error("Policies deny the request, no route matches, or a browser sent a POST, PATCH or DELETE from another site (`cross_site_request`)"),
         );
         map.insert(
             "503".into(),
@@ -88,6 +88,7 @@ pub fn document(user_header: &str, secret_header: &str) -> Value {
                         "403": error("Policies deny creating projects in this group"),
                         "409": error("The name is already used in the group"),
                         "413": error("The body is too large"),
+                        "415": error("The body is not sent as `application/json`"),
                         "422": error("A field is missing, unknown or invalid (named in `field`)")
                     }))
                 }
@@ -113,6 +114,7 @@ pub fn document(user_header: &str, secret_header: &str) -> Value {
                         "404": error("No such project, or one the caller may not see"),
                         "409": error("The name is already used in the group"),
                         "413": error("The body is too large"),
+                        "415": error("The body is not sent as `application/json`"),
                         "422": error("A field is unknown or invalid (named in `field`)")
                     }))
                 },
@@ -254,7 +256,7 @@ fn add_images(doc: &mut Value) {
             "post": {
                 "operationId": "uploadImage",
                 "summary": "Upload an image: multipart/form-data with the file in a part named `file`, or the raw bytes with `?filename=`",
-                "description": "The body streams to storage. The type is read from the bytes (PNG, JPEG, GIF, WebP, TIFF, AVIF; SVG only when the server allows it), never from the name or the declared type.",
+                "description": "The body streams to storage. The type is read from the bytes (PNG, JPEG, GIF, WebP, TIFF, AVIF; SVG only when the server allows it), never from the name or the declared type; a raw body must still declare a type no HTML form sends (not `text/plain` or `application/x-www-form-urlencoded`).",
                 "parameters": [
                     { "name": "filename", "in": "query", "description": "The file's name; required with a raw body, overrides a part's filename. Paths and control characters are dropped.", "schema": { "type": "string" } }
                 ],
@@ -270,8 +272,9 @@ fn add_images(doc: &mut Value) {
                     "201": ok("The stored image; `Location` points at it", "Image"),
                     "400": error("A bad id or parameter, a missing `filename`, or an interrupted upload"),
                     "404": error("No such project, or one the caller may not see"),
-                    "413": error("The file is larger than the server's limit (`MAX_UPLOAD_BYTES`)"),
-                    "415": error("The bytes are not an accepted image type"),
+                    "408": error("Nothing of the upload arrived for `API_UPLOAD_IDLE_TIMEOUT_SECONDS`"),
+                    "413": error("The file is larger than the server's limit (`MAX_UPLOAD_BYTES`), or a multipart body is larger than it and 64 KiB"),
+                    "415": error("The bytes are not an accepted image type, or a raw body has no `Content-Type` or one a form sends (`text/plain`, `application/x-www-form-urlencoded`)"),
                     "422": error("An empty file, a multipart body without a file part, or a malformed one")
                 }))
             }

@@ -128,6 +128,7 @@ pub async fn run(config: Config) -> Result<ApiHandle, StartError> {
         store: core.store.clone(),
         openapi: Arc::new(Bytes::from(openapi.to_string())),
         images: images.clone(),
+        origins: Arc::new(config.allowed_origins.clone()),
     };
     let security =
         SecurityHeaders::new(&config.csp, config.hsts).map_err(StartError::SecurityHeaders)?;

@@ -1,5 +1,5 @@
 //! The state every handler shares: the enforcement point, the database, the policy store, the
-//! OpenAPI document and the image storage.
+//! OpenAPI document, the image storage and the origins trusted for unsafe requests.
 
 use std::sync::Arc;
 
@@ -7,6 +7,7 @@ use ipm_policy::store::PolicyStore;
 use warp::hyper::body::Bytes;
 
 use crate::access::Access;
+use crate::csrf::AllowedOrigins;
 use crate::db::Db;
 use crate::image_config::ImageConfig;
 use crate::image_store::ImageStore;
@@ -20,6 +21,8 @@ pub struct ApiState {
     pub store: Arc<PolicyStore>,
     pub openapi: Arc<Bytes>,
     pub images: Arc<Images>,
+    /// Where unsafe requests may come from besides the API's own origin (`csrf`).
+    pub origins: Arc<AllowedOrigins>,
 }
 
 /// Image storage and settings, shared by the image routes.

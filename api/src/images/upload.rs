@@ -13,6 +13,7 @@ use warp::http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 
 use super::existing_project;
 use crate::access::{Caller, RequestMeta, audit};
+use crate::csrf::check_raw_upload;
 use crate::error::ApiError;
 use crate::filename::{DEFAULT_FILENAME, clean_filename};
 use crate::image_store::{Image, ImageDbError};
@@ -20,7 +21,9 @@ use crate::models::now;
 use crate::reply::{Reply, created, db_error, parse_query, path_id, respond, storage_error};
 use crate::state::ApiState;
 use crate::storage::ObjectKey;
-use crate::upload::{UploadError, UploadLimits, drain, store};
+use crate::upload::{
+    BodyError, BodyLimits, Cut, GuardedBody, UploadError, UploadLimits, drain, store,
+};
 
 /// Room for a multipart body's boundaries and part headers beyond the file itself.
 const MULTIPART_OVERHEAD: u64 = 64 * 1024;
@@ -108,12 +111,28 @@ where
             if length.is_some_and(|n| n > config.max_upload_bytes.saturating_add(allowance)) {
                 return Err(ApiError::UploadTooLarge(config.max_upload_bytes));
             }
+            // Counted and timed before any parser reads it: multer would otherwise buffer a
+            // part header or preamble that never ends, and wait forever on a silent client.
+            let limits = BodyLimits {
+                max_bytes: config.max_upload_bytes.saturating_add(MULTIPART_OVERHEAD),
+                idle: config.upload_idle_timeout,
+                drain_bytes: DRAIN_BYTES,
+                drain_time: DRAIN_TIME,
+            };
             let body = Box::pin(body.map(|r| r.map(|mut b| b.copy_to_bytes(b.remaining()))));
+            let body = GuardedBody::new(body, limits);
+            let cut = body.cut_flag();
             let source = if multipart {
                 let boundary = multer::parse_boundary(content_type).map_err(|_| {
                     ApiError::invalid_param("content-type", "has no multipart boundary")
                 })?;
-                Source::Multipart(multer::Multipart::new(OneAtATime::new(body), boundary))
+                let constraints = multer::Constraints::new()
+                    .size_limit(multer::SizeLimit::new().whole_stream(limits.max_bytes));
+                Source::Multipart(multer::Multipart::with_constraints(
+                    OneAtATime::new(body),
+                    boundary,
+                    constraints,
+                ))
             } else {
                 if named.is_none() {
                     return Err(ApiError::invalid_param(
@@ -121,16 +140,26 @@ where
                         "is required with a raw body (or send multipart/form-data)",
                     ));
                 }
+                check_raw_upload(&meta.headers)?;
                 Source::Raw(body)
             };
             // Its own task: a client that goes away cannot cancel it half-way (say between
             // storing the object and writing its row); it sees the body end in an error and
             // cleans up.
             let task = tokio::spawn(receive(s.clone(), caller, project, named, source));
-            let image = task.await.map_err(|e| {
-                tracing::error!(error = %e, "upload task failed");
-                ApiError::StorageUnavailable
-            })??;
+            let image = task
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "upload task failed");
+                    ApiError::StorageUnavailable
+                })?
+                .map_err(|e| match (e, cut.get()) {
+                    // The body ended because the guard cut it: say why.
+                    (ApiError::UploadInterrupted, Some(cut)) => {
+                        cut_error(cut, config.max_upload_bytes)
+                    }
+                    (e, _) => e,
+                })?;
             Ok(created(&image, &format!("/api/images/{}", image.id)))
         }
         .await,
@@ -153,7 +182,7 @@ async fn receive<S>(
     source: Source<S>,
 ) -> Result<Image, ApiError>
 where
-    S: Stream<Item = Result<Bytes, warp::Error>> + Send + Unpin + 'static,
+    S: Stream<Item = Result<Bytes, BodyError>> + Send + Unpin + 'static,
 {
     let images = &s.images;
     let id = Uuid::now_v7();
@@ -220,6 +249,15 @@ where
     }
 }
 
+/// What the client is told about a body the guard cut (`max` is `MAX_UPLOAD_BYTES`; the
+/// guard allows a little more, for a form's boundaries and part headers).
+fn cut_error(cut: Cut, max: u64) -> ApiError {
+    match cut {
+        Cut::TooLarge(_) => ApiError::UploadTooLarge(max),
+        Cut::Idle(after) => ApiError::UploadTimedOut(after),
+    }
+}
+
 /// What the client is told about an upload that was not stored.
 fn upload_error(e: UploadError) -> ApiError {
     match e {
@@ -254,6 +292,8 @@ async fn file_field(
 ) -> Result<(multer::Field<'static>, String), ApiError> {
     let malformed = |e: multer::Error| match e {
         multer::Error::StreamReadFailed(_) => ApiError::UploadInterrupted,
+        // The guard beneath multer cuts the body first; multer's own limit is a second line.
+        multer::Error::StreamSizeExceeded { .. } => ApiError::PayloadTooLarge,
         other => {
             ApiError::invalid_field("body", format!("is not valid multipart/form-data: {other}"))
         }

@@ -9,8 +9,10 @@ use futures_util::{Stream, StreamExt};
 use crate::sniff::{Dimensions, HeaderProbe, ImageType, SNIFF_BYTES, sniff};
 use crate::storage::{ObjectKey, Storage, StorageError};
 
+mod body;
 mod pipeline;
 
+pub use body::{BodyError, BodyLimits, Cut, GuardedBody};
 use pipeline::Pipeline;
 
 /// What an upload may be.

@@ -4,6 +4,7 @@
 
 mod auth;
 mod binary;
+mod csrf;
 mod directory;
 mod images;
 mod input;
@@ -14,3 +15,4 @@ mod pagination;
 mod projects;
 mod seams;
 mod support;
+mod uploads_limits;

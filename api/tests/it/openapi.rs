@@ -29,6 +29,7 @@ async fn the_document_matches_the_router() {
             .post(app.url(&format!("/api/projects/{id}/images?filename=a.gif")))
             .header("x-proxy-secret", SECRET)
             .header("x-user-email", ALICE)
+            .header("content-type", "image/gif")
             .body(body)
             .send()
     };

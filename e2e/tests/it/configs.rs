@@ -1,6 +1,7 @@
 //! The shipped configs as files: every one passes `nginx -t` with the documented substitutions,
 //! and the TLS they set up refuses old protocols and redirects plain HTTP.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::nginx::{Nginx, Prefix, Setup, Upstreams};
@@ -143,15 +144,18 @@ const APACHE_MODULES: &[&str] = &[
     "auth_openidc",
 ];
 
-#[test]
-#[ignore = "needs Apache with mod_auth_openidc: run scripts/test"]
-fn the_apache_config_passes_apache2_t() {
-    let apache = std::env::var_os("APACHE_BIN")
-        .expect("APACHE_BIN is not set: run scripts/test, which installs Apache");
+/// `APACHE_BIN`.
+pub fn apache_bin() -> std::ffi::OsString {
+    std::env::var_os("APACHE_BIN")
+        .expect("APACHE_BIN is not set: run scripts/test, which installs Apache")
+}
+
+/// `nginx/apache-openidc.conf` laid out in `dir` with the documented substitutions, its
+/// virtual hosts on `http` and `https`, ipm-api at `api`, and a main config that loads the
+/// modules as Debian's `a2enmod` would. Returns the main config's path.
+pub fn apache_config(dir: &Path, http: u16, https: u16, api: &str) -> PathBuf {
     let modules = std::env::var("APACHE_MODULES_DIR")
         .unwrap_or_else(|_| "/usr/lib/apache2/modules".to_string());
-    let root = tempfile::tempdir().unwrap();
-    let dir = root.path();
     // Certificates and the frontend's directory, from an nginx prefix laid out the same way.
     let prefix = Prefix::create(dir.join("nginx"), SECRET);
     std::fs::write(
@@ -175,23 +179,35 @@ fn the_apache_config_passes_apache2_t() {
             ("/etc/ssl/certs/ipm.example.com.pem", p("tls/server.pem")),
             ("/etc/ssl/private/ipm.example.com.key", p("tls/server.key")),
             ("/var/www/ipm", p("www")),
+            ("<VirtualHost *:80>", format!("<VirtualHost *:{http}>")),
+            ("<VirtualHost *:443>", format!("<VirtualHost *:{https}>")),
+            ("127.0.0.1:8000", api.to_string()),
         ],
     );
     std::fs::write(dir.join("site.conf"), site).unwrap();
     let d = dir.display();
     let mut main = format!(
         "ServerRoot {d}\nPidFile {d}/httpd.pid\nErrorLog {d}/error.log\nMutex file:{d} default\n\
-         DefaultRuntimeDir {d}\nServerName localhost\nListen 127.0.0.1:80\nListen 127.0.0.1:443\n"
+         DefaultRuntimeDir {d}\nServerName localhost\nTypesConfig /dev/null\n\
+         Listen 127.0.0.1:{http}\nListen 127.0.0.1:{https}\n"
     );
     for m in APACHE_MODULES {
         main.push_str(&format!("LoadModule {m}_module {modules}/mod_{m}.so\n"));
     }
     main.push_str("Include site.conf\n");
     std::fs::write(dir.join("httpd.conf"), main).unwrap();
-    let out = Command::new(apache)
+    dir.join("httpd.conf")
+}
+
+#[test]
+#[ignore = "needs Apache with mod_auth_openidc: run scripts/test"]
+fn the_apache_config_passes_apache2_t() {
+    let root = tempfile::tempdir().unwrap();
+    let config = apache_config(root.path(), 80, 443, "127.0.0.1:8000");
+    let out = Command::new(apache_bin())
         .arg("-t")
         .arg("-f")
-        .arg(dir.join("httpd.conf"))
+        .arg(config)
         .output()
         .expect("APACHE_BIN runs");
     let stderr = String::from_utf8_lossy(&out.stderr);

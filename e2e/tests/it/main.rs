@@ -5,6 +5,7 @@
 
 mod basic_auth;
 mod configs;
+mod credentials;
 mod envoy;
 mod failures;
 mod identity_layer;

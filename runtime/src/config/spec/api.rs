@@ -9,6 +9,7 @@ pub(super) const API: Section = Section {
     vars: &[
         &API_LISTEN,
         &API_CLIENT_IP_HEADER,
+        &API_ALLOWED_ORIGINS,
         &API_POLICY_POLL_SECONDS,
         &DB_AUTO_MIGRATE,
         &DB_MAX_CONNECTIONS,
@@ -32,6 +33,15 @@ pub const API_CLIENT_IP_HEADER: Var<&str> = Var::new(
     "The client address header for ipm-api's own decisions (the peer address when the request\n\
      has none); empty uses the peer address only.",
 );
+
+pub const API_ALLOWED_ORIGINS: Var<Unset> = Var::unset(
+    "API_ALLOWED_ORIGINS",
+    Api,
+    "Origins besides the API's own whose pages may send POST, PATCH or DELETE (comma-separated,\n\
+     as browsers send them in Origin). Unset: only pages served from the Host the request was\n\
+     sent to (nginx passes the client's own Host); other browsers' cross-site requests answer 403.",
+)
+.example("https://app.example.com");
 
 pub const API_POLICY_POLL_SECONDS: Var<u64> = Var::new(
     "API_POLICY_POLL_SECONDS",
@@ -89,6 +99,7 @@ pub(super) const IMAGES: Section = Section {
         &S3_FORCE_PATH_STYLE,
         &S3_KEY_PREFIX,
         &MAX_UPLOAD_BYTES,
+        &API_UPLOAD_IDLE_TIMEOUT_SECONDS,
         &IMAGE_DOWNLOAD,
         &IMAGE_REDIRECT_EXPIRY_SECONDS,
         &IMAGE_ALLOW_SVG,
@@ -160,6 +171,13 @@ pub const MAX_UPLOAD_BYTES: Var<u64> = Var::new(
     Api,
     100 << 20,
     "Larger uploads answer 413 (the default is 100 MiB).",
+);
+
+pub const API_UPLOAD_IDLE_TIMEOUT_SECONDS: Var<u64> = Var::new(
+    "API_UPLOAD_IDLE_TIMEOUT_SECONDS",
+    Api,
+    30,
+    "An upload that sends nothing for this long answers 408 and is discarded (1..3600).",
 );
 
 pub const IMAGE_DOWNLOAD: Var<&str> = Var::new(

@@ -334,6 +334,18 @@ mod tests {
                 "REDIS_URL is invalid",
             ),
             (
+                &[("GROUP_CACHE", "redis"), ("REDIS_URL", "redis://r:6379")],
+                "REDIS_HMAC_KEY is not set",
+            ),
+            (
+                &[
+                    ("GROUP_CACHE", "redis"),
+                    ("REDIS_URL", "redis://r:6379"),
+                    ("REDIS_HMAC_KEY", "short"),
+                ],
+                "REDIS_HMAC_KEY: the secret must be at least 32 bytes",
+            ),
+            (
                 &[("AUTHZ_ADMIN_LISTEN", "127.0.0.1:9999")],
                 "AUTHZ_ADMIN_TOKEN is not set",
             ),
@@ -403,6 +415,7 @@ mod tests {
             ("AUTH_API_TOKEN", "dir-t0ken"),
             ("GROUP_CACHE", "redis"),
             ("REDIS_URL", "redis://:redis-pw@127.0.0.1:6379/2"),
+            ("REDIS_HMAC_KEY", "redis-hm4c-0123456789abcdef0123456789"),
             ("GROUP_CACHE_STALE_SECONDS", "60"),
             ("AUTHZ_ADMIN_LISTEN", "127.0.0.1:9999"),
             (
@@ -422,7 +435,7 @@ mod tests {
         assert_eq!(d.cache_stale, Duration::from_secs(60));
         assert!(matches!(&d.cache, CacheBackend::Redis(r) if r.key_prefix == "authz:"));
         let shown = format!("{c:?}");
-        for secret in ["dir-t0ken", "redis-pw", "admin-t0ken"] {
+        for secret in ["dir-t0ken", "redis-pw", "redis-hm4c", "admin-t0ken"] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
         let file = Config::from_map(&env(&[("PROXY_SHARED_SECRET", GOOD)]))

@@ -330,7 +330,7 @@ mod tests {
             (&[("GROUP_CACHE", "disk")], "GROUP_CACHE is invalid"),
             (&[("GROUP_CACHE", "redis")], "REDIS_URL is not set"),
             (
-                &[("GROUP_CACHE", "redis"), ("REDIS_URL", "rediss://r:6380")],
+                &[("GROUP_CACHE", "redis"), ("REDIS_URL", "http://r:6380")],
                 "REDIS_URL is invalid",
             ),
             (
@@ -387,6 +387,15 @@ mod tests {
                 ("AUTHZ_ADMIN_LISTEN", "127.0.0.1:9999")
             ])
             .starts_with("AUTHZ_ADMIN_LISTEN is invalid")
+        );
+        // TLS to Redis.
+        assert_eq!(
+            http(&[
+                ("GROUP_CACHE", "redis"),
+                ("REDIS_URL", "rediss://:pw@r.internal:6380/0"),
+                ("REDIS_HMAC_KEY", GOOD),
+            ]),
+            "accepted"
         );
         // Plain http is fine on loopback, or when asked for.
         assert_eq!(

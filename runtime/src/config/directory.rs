@@ -35,7 +35,8 @@ pub enum CacheBackend {
 /// The shared cache's connection.
 #[derive(Clone)]
 pub struct RedisConfig {
-    /// [`REDIS_URL`] (required with `GROUP_CACHE=redis`): `redis://[:password@]host:port[/db]`.
+    /// [`REDIS_URL`] (required with `GROUP_CACHE=redis`): `redis://[:password@]host:port[/db]`,
+    /// `rediss://` for TLS (the system's root certificates), or `unix:///path`.
     /// It may carry a password, so it is never shown.
     pub url: String,
     /// [`REDIS_HMAC_KEY`] or `REDIS_HMAC_KEY_FILE` (required with `GROUP_CACHE=redis`): entries
@@ -215,13 +216,13 @@ fn parse_cache_backend(env: &Env, debug: bool) -> Result<CacheBackend, ConfigErr
             let url = REDIS_URL
                 .raw(env)
                 .ok_or(REDIS_URL.missing("GROUP_CACHE=redis keeps memberships in this Redis"))?;
-            if url.starts_with("rediss://") {
-                return Err(REDIS_URL.invalid(
-                    "`rediss://` (TLS) is not supported; reach Redis over loopback or a private network",
-                ));
-            }
-            if !url.starts_with("redis://") && !url.starts_with("unix://") {
-                return Err(REDIS_URL.invalid("must start with `redis://` or `unix://`"));
+            if !["redis://", "rediss://", "unix://"]
+                .iter()
+                .any(|scheme| url.starts_with(scheme))
+            {
+                return Err(
+                    REDIS_URL.invalid("must start with `redis://`, `rediss://` (TLS) or `unix://`")
+                );
             }
             // Whoever can write to Redis could otherwise grant any user any group.
             let hmac_key = REDIS_HMAC_KEY

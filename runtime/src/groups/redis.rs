@@ -412,4 +412,10 @@ mod tests {
         assert_eq!(Flush::parse("user:not-an-email"), None);
         assert_eq!(Flush::parse("everything"), None);
     }
+
+    #[test]
+    fn tls_urls_are_understood() {
+        let client = redis::Client::open("rediss://:pw@redis.internal:6380/0");
+        assert!(client.is_ok(), "{:?}", client.err().map(|e| e.kind()));
+    }
 }

@@ -242,8 +242,9 @@ pub const GROUP_CACHE: Var<&str> = Var::new(
 pub const REDIS_URL: Var<Unset> = Var::unset(
     "REDIS_URL",
     Both,
-    "Required with GROUP_CACHE=redis: redis://[:password@]host:port[/db] or unix:///path.\n\
-     No TLS (rediss://): reach Redis over loopback or a private network. Never shown.",
+    "Required with GROUP_CACHE=redis: redis://[:password@]host:port[/db], rediss://... (TLS,\n\
+     verified against the system's root certificates) or unix:///path. Never shown. Whoever can\n\
+     write to this Redis can void the cache: prefer rediss:// and a Redis ACL user for authz.",
 )
 .secret()
 .example("redis://127.0.0.1:6379");

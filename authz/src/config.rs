@@ -330,8 +330,20 @@ mod tests {
             (&[("GROUP_CACHE", "disk")], "GROUP_CACHE is invalid"),
             (&[("GROUP_CACHE", "redis")], "REDIS_URL is not set"),
             (
-                &[("GROUP_CACHE", "redis"), ("REDIS_URL", "rediss://r:6380")],
+                &[("GROUP_CACHE", "redis"), ("REDIS_URL", "http://r:6380")],
                 "REDIS_URL is invalid",
+            ),
+            (
+                &[("GROUP_CACHE", "redis"), ("REDIS_URL", "redis://r:6379")],
+                "REDIS_HMAC_KEY is not set",
+            ),
+            (
+                &[
+                    ("GROUP_CACHE", "redis"),
+                    ("REDIS_URL", "redis://r:6379"),
+                    ("REDIS_HMAC_KEY", "short"),
+                ],
+                "REDIS_HMAC_KEY: the secret must be at least 32 bytes",
             ),
             (
                 &[("AUTHZ_ADMIN_LISTEN", "127.0.0.1:9999")],
@@ -376,6 +388,15 @@ mod tests {
             ])
             .starts_with("AUTHZ_ADMIN_LISTEN is invalid")
         );
+        // TLS to Redis.
+        assert_eq!(
+            http(&[
+                ("GROUP_CACHE", "redis"),
+                ("REDIS_URL", "rediss://:pw@r.internal:6380/0"),
+                ("REDIS_HMAC_KEY", GOOD),
+            ]),
+            "accepted"
+        );
         // Plain http is fine on loopback, or when asked for.
         assert_eq!(
             http(&[("AUTH_SERVER_URL", "http://127.0.0.1:8080")]),
@@ -403,6 +424,7 @@ mod tests {
             ("AUTH_API_TOKEN", "dir-t0ken"),
             ("GROUP_CACHE", "redis"),
             ("REDIS_URL", "redis://:redis-pw@127.0.0.1:6379/2"),
+            ("REDIS_HMAC_KEY", "redis-hm4c-0123456789abcdef0123456789"),
             ("GROUP_CACHE_STALE_SECONDS", "60"),
             ("AUTHZ_ADMIN_LISTEN", "127.0.0.1:9999"),
             (
@@ -422,7 +444,7 @@ mod tests {
         assert_eq!(d.cache_stale, Duration::from_secs(60));
         assert!(matches!(&d.cache, CacheBackend::Redis(r) if r.key_prefix == "authz:"));
         let shown = format!("{c:?}");
-        for secret in ["dir-t0ken", "redis-pw", "admin-t0ken"] {
+        for secret in ["dir-t0ken", "redis-pw", "redis-hm4c", "admin-t0ken"] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
         let file = Config::from_map(&env(&[("PROXY_SHARED_SECRET", GOOD)]))

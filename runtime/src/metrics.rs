@@ -49,6 +49,9 @@ pub struct Metrics {
     pub group_cache: Family<ResultLabels, Counter>,
     /// Failed Redis operations by op: get, put, flush, subscribe.
     pub redis_errors: Family<OpLabels, Counter>,
+    /// Shared entries ignored by result: bad_mac (not written with `REDIS_HMAC_KEY`), future
+    /// (dated after now).
+    pub redis_rejected_entries: Family<ResultLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -132,6 +135,12 @@ impl Metrics {
             "Failed shared-cache operations by operation",
             redis_errors.clone(),
         );
+        let redis_rejected_entries = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "redis_rejected_entries",
+            "Shared-cache entries ignored, by why: bad_mac, future",
+            redis_rejected_entries.clone(),
+        );
         Self {
             registry,
             decisions,
@@ -144,6 +153,7 @@ impl Metrics {
             directory_seconds,
             group_cache,
             redis_errors,
+            redis_rejected_entries,
         }
     }
 

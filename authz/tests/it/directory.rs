@@ -20,9 +20,12 @@ use ipm_testkit::{copy_policies, eventually, redis_url, require_redis};
 
 use crate::support::{SECRET, TestApp};
 
+mod redis_integrity;
 mod seams;
 
 const ADMIN_TOKEN: &str = "admin-token-0123456789abcdef0123456789";
+/// `REDIS_HMAC_KEY` of every replica in these tests.
+const REDIS_KEY: &str = "redis-hmac-key-0123456789abcdef012345";
 const TTL: Duration = Duration::from_secs(300);
 
 // === authz in front of it ===
@@ -511,6 +514,7 @@ impl RedisPrefix {
     fn backend(&self) -> CacheBackend {
         CacheBackend::Redis(RedisConfig {
             url: redis_url(),
+            hmac_key: Secret::new(REDIS_KEY.as_bytes().to_vec()),
             key_prefix: self.0.clone(),
             timeout: Duration::from_millis(500),
         })
@@ -665,6 +669,7 @@ async fn redis_down_falls_back_to_the_directory_never_to_allow() {
     // Nothing listens on port 1.
     let backend = CacheBackend::Redis(RedisConfig {
         url: "redis://127.0.0.1:1".into(),
+        hmac_key: Secret::new(REDIS_KEY.as_bytes().to_vec()),
         key_prefix: "authz-test-down:".into(),
         timeout: Duration::from_millis(200),
     });

@@ -10,7 +10,7 @@ use super::spec::{
     AUTH_MAX_BODY_BYTES, AUTH_MAX_CONCURRENCY, AUTH_SERVER_URL, AUTH_TIMEOUT_MS,
     AUTHZ_ADMIN_LISTEN, AUTHZ_ADMIN_TOKEN, AUTHZ_ADMIN_TOKEN_FILE, GROUP_CACHE,
     GROUP_CACHE_MAX_USERS, GROUP_CACHE_STALE_SECONDS, GROUP_CACHE_TTL_SECONDS, GROUP_SOURCE,
-    REDIS_KEY_PREFIX, REDIS_TIMEOUT_MS, REDIS_URL,
+    REDIS_HMAC_KEY, REDIS_HMAC_KEY_FILE, REDIS_KEY_PREFIX, REDIS_TIMEOUT_MS, REDIS_URL,
 };
 use super::{ConfigError, Env, ListenAddr, check_secret_strength};
 
@@ -33,11 +33,15 @@ pub enum CacheBackend {
 }
 
 /// The shared cache's connection.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct RedisConfig {
-    /// [`REDIS_URL`] (required with `GROUP_CACHE=redis`): `redis://[:password@]host:port[/db]`.
+    /// [`REDIS_URL`] (required with `GROUP_CACHE=redis`): `redis://[:password@]host:port[/db]`,
+    /// `rediss://` for TLS (the system's root certificates), or `unix:///path`.
     /// It may carry a password, so it is never shown.
     pub url: String,
+    /// [`REDIS_HMAC_KEY`] or `REDIS_HMAC_KEY_FILE` (required with `GROUP_CACHE=redis`): entries
+    /// are stored with an HMAC-SHA256 under this key, and ignored when it does not verify.
+    pub hmac_key: Secret,
     /// [`REDIS_KEY_PREFIX`]: the prefix of every key and of the flush channel.
     pub key_prefix: String,
     /// [`REDIS_TIMEOUT_MS`]: longest wait for one Redis command before using the directory.
@@ -48,11 +52,23 @@ impl std::fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisConfig")
             .field("url", &"[redacted]")
+            .field("hmac_key", &self.hmac_key)
             .field("key_prefix", &self.key_prefix)
             .field("timeout", &self.timeout)
             .finish()
     }
 }
+
+impl PartialEq for RedisConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.url == other.url
+            && self.hmac_key.expose() == other.hmac_key.expose()
+            && self.key_prefix == other.key_prefix
+            && self.timeout == other.timeout
+    }
+}
+
+impl Eq for RedisConfig {}
 
 /// Group membership from the organisation's directory: the source, its cache, the admin
 /// listener that flushes the cache. Each field names its variable, whose default and
@@ -193,21 +209,28 @@ fn parse_groups_field(env: &Env) -> Result<String, ConfigError> {
     Ok(v.to_string())
 }
 
-fn parse_cache_backend(env: &Env) -> Result<CacheBackend, ConfigError> {
+fn parse_cache_backend(env: &Env, debug: bool) -> Result<CacheBackend, ConfigError> {
     match GROUP_CACHE.choice(env).as_str() {
         "memory" => Ok(CacheBackend::Memory),
         "redis" => {
             let url = REDIS_URL
                 .raw(env)
                 .ok_or(REDIS_URL.missing("GROUP_CACHE=redis keeps memberships in this Redis"))?;
-            if url.starts_with("rediss://") {
-                return Err(REDIS_URL.invalid(
-                    "`rediss://` (TLS) is not supported; reach Redis over loopback or a private network",
-                ));
+            if !["redis://", "rediss://", "unix://"]
+                .iter()
+                .any(|scheme| url.starts_with(scheme))
+            {
+                return Err(
+                    REDIS_URL.invalid("must start with `redis://`, `rediss://` (TLS) or `unix://`")
+                );
             }
-            if !url.starts_with("redis://") && !url.starts_with("unix://") {
-                return Err(REDIS_URL.invalid("must start with `redis://` or `unix://`"));
-            }
+            // Whoever can write to Redis could otherwise grant any user any group.
+            let hmac_key = REDIS_HMAC_KEY
+                .secret_value(env, &REDIS_HMAC_KEY_FILE)?
+                .ok_or(REDIS_HMAC_KEY.missing(
+                    "GROUP_CACHE=redis authenticates every entry with this key; set REDIS_HMAC_KEY or REDIS_HMAC_KEY_FILE (openssl rand -hex 32)",
+                ))?;
+            check_secret_strength(&hmac_key, REDIS_HMAC_KEY.name, debug)?;
             let key_prefix = REDIS_KEY_PREFIX.value(env).to_string();
             if key_prefix.bytes().any(|b| !(0x21..=0x7e).contains(&b)) {
                 return Err(REDIS_KEY_PREFIX.invalid("must be printable ASCII without spaces"));
@@ -218,6 +241,7 @@ fn parse_cache_backend(env: &Env) -> Result<CacheBackend, ConfigError> {
             }
             Ok(CacheBackend::Redis(RedisConfig {
                 url: url.to_string(),
+                hmac_key,
                 key_prefix,
                 timeout: Duration::from_millis(timeout_ms),
             }))
@@ -263,7 +287,7 @@ impl DirectoryConfig {
             }
             return Ok(Self { source, ..d });
         }
-        let cache = parse_cache_backend(env)?;
+        let cache = parse_cache_backend(env, debug)?;
         let allow_http = AUTH_ALLOW_HTTP.get(env)?;
         let server_url = parse_server_url(env, allow_http, debug)?;
         let api_token = AUTH_API_TOKEN
@@ -368,5 +392,46 @@ mod tests {
         assert_eq!(parsed.cache, d.cache);
         assert_eq!(parsed.admin_listen, d.admin_listen);
         assert_eq!(d.source, GroupSourceKind::File);
+    }
+
+    fn redis_env(extra: &[(&str, &str)]) -> Env {
+        [
+            ("GROUP_SOURCE", "http"),
+            ("AUTH_SERVER_URL", "https://dir.example.com"),
+            ("AUTH_API_TOKEN", "t0ken"),
+            ("GROUP_CACHE", "redis"),
+            ("REDIS_URL", "redis://127.0.0.1:6379"),
+        ]
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    #[test]
+    fn redis_needs_a_strong_hmac_key() {
+        let refusal =
+            |extra: &[(&str, &str)]| match DirectoryConfig::from_map(&redis_env(extra), false, &[])
+            {
+                Ok(_) => String::new(),
+                Err(e) => e.to_string(),
+            };
+        assert!(
+            refusal(&[]).starts_with("REDIS_HMAC_KEY"),
+            "{}",
+            refusal(&[])
+        );
+        let short = refusal(&[("REDIS_HMAC_KEY", "short-key")]);
+        assert!(
+            short.starts_with("REDIS_HMAC_KEY: the secret must be at least 32 bytes"),
+            "{short}"
+        );
+        assert!(!short.contains("short-key"), "{short}");
+        let key = "0123456789abcdef0123456789abcdef";
+        let parsed = DirectoryConfig::from_map(&redis_env(&[("REDIS_HMAC_KEY", key)]), false, &[]);
+        assert!(
+            matches!(&parsed, Ok(DirectoryConfig { cache: CacheBackend::Redis(r), .. }) if r.hmac_key.expose() == key.as_bytes()),
+            "{parsed:?}"
+        );
     }
 }

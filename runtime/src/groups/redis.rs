@@ -6,13 +6,17 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use serde::{Deserialize, Serialize};
 
 use super::CachedGroups;
 use crate::config::RedisConfig;
-use crate::metrics::{Metrics, OpLabels};
+use crate::metrics::{Metrics, OpLabels, ResultLabels};
 use ipm_policy::groups::is_valid_group_name;
 use ipm_policy::identity::Email;
+
+mod entry;
+
+pub use entry::EntrySeal;
+use entry::{MAX_CLOCK_SKEW, StoredEntry};
 
 /// How long a replica waits before subscribing again after losing the channel.
 const RESUBSCRIBE_MAX_DELAY: Duration = Duration::from_secs(5);
@@ -60,14 +64,6 @@ pub struct SharedRead {
     pub tag: FlushTag,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct StoredEntry {
-    groups: Vec<String>,
-    fetched_at_ms: u64,
-    user_flushes: u64,
-    all_flushes: u64,
-}
-
 /// Why Redis could not serve. The messages never carry `REDIS_URL`.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RedisCacheError {
@@ -77,12 +73,15 @@ pub enum RedisCacheError {
     Timeout(u128),
     #[error("redis: {0}")]
     Redis(String),
+    #[error("REDIS_HMAC_KEY is not a usable HMAC key")]
+    Key,
 }
 
 /// Memberships shared by every replica through one Redis.
 pub struct RedisCache {
     client: redis::Client,
     conn: ConnectionManager,
+    seal: EntrySeal,
     prefix: String,
     timeout: Duration,
     /// How long Redis keeps an entry: the TTL plus the stale grace.
@@ -124,6 +123,7 @@ impl RedisCache {
         Ok(Self {
             client,
             conn,
+            seal: EntrySeal::new(config.hmac_key.expose())?,
             prefix: config.key_prefix.clone(),
             timeout: config.timeout,
             keep_for,
@@ -168,11 +168,13 @@ impl RedisCache {
         result
     }
 
-    /// The user's entry and the flush counters, in one round trip.
-    pub async fn get(&self, user: &Email) -> Result<SharedRead, RedisCacheError> {
+    /// The user's entry and the flush counters, in one round trip. An entry whose MAC does not
+    /// verify, or dated after `now` (plus a small skew), is counted and treated as absent.
+    pub async fn get(&self, user: &Email, now: Duration) -> Result<SharedRead, RedisCacheError> {
+        let key = self.entry_key(user);
         let mut conn = self.conn.clone();
         let mut cmd = redis::cmd("MGET");
-        cmd.arg(self.entry_key(user))
+        cmd.arg(&key)
             .arg(self.user_flushes_key(user))
             .arg(self.all_flushes_key());
         let (raw, user_flushes, all_flushes): (Option<String>, Option<u64>, Option<u64>) =
@@ -181,29 +183,59 @@ impl RedisCache {
             user: user_flushes.unwrap_or(0),
             all: all_flushes.unwrap_or(0),
         };
-        let entry = raw.and_then(|raw| match serde_json::from_str::<StoredEntry>(&raw) {
-            Ok(e) if e.user_flushes == tag.user && e.all_flushes == tag.all => {
-                if e.groups.iter().all(|g| is_valid_group_name(g)) {
-                    let mut groups = e.groups;
-                    groups.sort_unstable();
-                    groups.dedup();
-                    Some(CachedGroups {
-                        groups: groups.into(),
-                        fetched_at: Duration::from_millis(e.fetched_at_ms),
-                    })
-                } else {
-                    tracing::warn!(target: "authz::redis", user = user.as_str(), "ignoring a shared entry with an invalid group name");
-                    None
-                }
-            }
-            // Written by a fetch that began before a flush.
-            Ok(_) => None,
+        let entry = raw.and_then(|raw| self.read_entry(user, &key, &raw, tag, now));
+        Ok(SharedRead { entry, tag })
+    }
+
+    fn reject(&self, result: &'static str) {
+        self.metrics
+            .redis_rejected_entries
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
+    fn read_entry(
+        &self,
+        user: &Email,
+        key: &str,
+        raw: &str,
+        tag: FlushTag,
+        now: Duration,
+    ) -> Option<CachedGroups> {
+        // Never log the entry: whoever wrote it chose its content.
+        let Some(json) = self.seal.open(key, raw) else {
+            self.reject("bad_mac");
+            tracing::warn!(target: "authz::redis", user = user.as_str(), "ignoring a shared entry whose MAC does not verify (not written with REDIS_HMAC_KEY)");
+            return None;
+        };
+        let e = match serde_json::from_str::<StoredEntry>(json) {
+            Ok(e) => e,
             Err(e) => {
                 tracing::warn!(target: "authz::redis", user = user.as_str(), error = %e, "ignoring an unreadable shared entry");
-                None
+                return None;
             }
-        });
-        Ok(SharedRead { entry, tag })
+        };
+        // Written by a fetch that began before a flush.
+        if e.user_flushes != tag.user || e.all_flushes != tag.all {
+            return None;
+        }
+        let fetched_at = Duration::from_millis(e.fetched_at_ms);
+        if fetched_at > now.saturating_add(MAX_CLOCK_SKEW) {
+            self.reject("future");
+            tracing::warn!(target: "authz::redis", user = user.as_str(), ahead_ms = millis(fetched_at - now), "ignoring a shared entry dated in the future");
+            return None;
+        }
+        if !e.groups.iter().all(|g| is_valid_group_name(g)) {
+            tracing::warn!(target: "authz::redis", user = user.as_str(), "ignoring a shared entry with an invalid group name");
+            return None;
+        }
+        let mut groups = e.groups;
+        groups.sort_unstable();
+        groups.dedup();
+        Some(CachedGroups {
+            groups: groups.into(),
+            fetched_at,
+        })
     }
 
     /// Shares a membership fetched with the counters in `tag`.
@@ -224,10 +256,12 @@ impl RedisCache {
         };
         let json =
             serde_json::to_string(&stored).map_err(|e| RedisCacheError::Redis(e.to_string()))?;
+        let key = self.entry_key(user);
+        let value = self.seal.seal(&key, &json);
         let mut conn = self.conn.clone();
         let mut cmd = redis::cmd("SET");
-        cmd.arg(self.entry_key(user))
-            .arg(json)
+        cmd.arg(key)
+            .arg(value)
             .arg("PX")
             .arg(millis(self.keep_for).max(1));
         self.call("put", cmd.query_async::<()>(&mut conn)).await
@@ -377,5 +411,11 @@ mod tests {
         }
         assert_eq!(Flush::parse("user:not-an-email"), None);
         assert_eq!(Flush::parse("everything"), None);
+    }
+
+    #[test]
+    fn tls_urls_are_understood() {
+        let client = redis::Client::open("rediss://:pw@redis.internal:6380/0");
+        assert!(client.is_ok(), "{:?}", client.err().map(|e| e.kind()));
     }
 }

@@ -201,6 +201,8 @@ pub(super) const CACHE: Section = Section {
         &GROUP_CACHE_MAX_USERS,
         &GROUP_CACHE,
         &REDIS_URL,
+        &REDIS_HMAC_KEY,
+        &REDIS_HMAC_KEY_FILE,
         &REDIS_KEY_PREFIX,
         &REDIS_TIMEOUT_MS,
     ],
@@ -240,11 +242,27 @@ pub const GROUP_CACHE: Var<&str> = Var::new(
 pub const REDIS_URL: Var<Unset> = Var::unset(
     "REDIS_URL",
     Both,
-    "Required with GROUP_CACHE=redis: redis://[:password@]host:port[/db] or unix:///path.\n\
-     No TLS (rediss://): reach Redis over loopback or a private network. Never shown.",
+    "Required with GROUP_CACHE=redis: redis://[:password@]host:port[/db], rediss://... (TLS,\n\
+     verified against the system's root certificates) or unix:///path. Never shown. Whoever can\n\
+     write to this Redis can void the cache: prefer rediss:// and a Redis ACL user for authz.",
 )
 .secret()
 .example("redis://127.0.0.1:6379");
+
+pub const REDIS_HMAC_KEY: Var<Unset> = Var::unset(
+    "REDIS_HMAC_KEY",
+    Both,
+    "Required with GROUP_CACHE=redis (at least 32 bytes; openssl rand -hex 32): every entry in\n\
+     Redis carries an HMAC-SHA256 with this key, and one that does not verify is ignored, so\n\
+     whoever can write to Redis cannot grant groups. Replicas that share a cache use the same key.",
+)
+.secret();
+
+pub const REDIS_HMAC_KEY_FILE: Var<Unset> = Var::unset(
+    "REDIS_HMAC_KEY_FILE",
+    Both,
+    "Or read the key from a file; set one of the two, not both.",
+);
 
 pub const REDIS_KEY_PREFIX: Var<&str> = Var::new(
     "REDIS_KEY_PREFIX",

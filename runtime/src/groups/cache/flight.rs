@@ -172,7 +172,7 @@ pub(super) async fn fetch(inner: Arc<Inner>, user: Email, id: u64) -> Result<Gro
     let mut shared_last = None;
     if let Some(shared) = &inner.shared {
         // Errors are counted and logged there; the directory answers instead.
-        if let Ok(read) = shared.get(&user).await {
+        if let Ok(read) = shared.get(&user, inner.clock.now()).await {
             tag = Some(read.tag);
             if let Some(entry) = read.entry {
                 if inner.is_fresh(&entry, inner.clock.now()) {

@@ -18,8 +18,8 @@ pub mod record;
 pub mod request;
 pub mod routes;
 pub mod secret;
-pub mod settle;
-pub mod slice;
+mod settle;
+mod slice;
 pub mod snapshot;
 pub mod store;
 
@@ -34,5 +34,6 @@ pub use record::DecisionRecord;
 pub use request::{AuthzRequest, HeaderField, authenticate};
 pub use routes::{RouteMatch, RouteTable};
 pub use secret::{Secret, SecretSet};
+pub use slice::PolicyIndex;
 pub use snapshot::{LoadError, PolicySnapshot, entity_uid};
 pub use store::{PolicyStore, ReloadOutcome};

@@ -1,7 +1,6 @@
 //! Findings of a security review, each held by a test: `ipm-api gc --apply` pointed at the
 //! wrong database must not delete every stored image.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -9,6 +8,7 @@ use ipm_api::db::Db;
 use ipm_api::gc::GcOptions;
 use ipm_api::image_store::ImageStore;
 use ipm_api::storage::LocalStorage;
+use ipm_testkit::files_under;
 
 use crate::support::*;
 
@@ -22,22 +22,6 @@ fn png(size: usize) -> Vec<u8> {
     v.extend_from_slice(&[8, 6, 0, 0, 0, 0x1f, 0x15, 0xc4, 0x89]);
     v.resize(size, 0);
     v
-}
-
-fn objects(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for e in entries {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(objects(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 async fn gc(db: &Db, storage: &LocalStorage, force: bool) -> (Result<usize, String>, String) {
@@ -80,7 +64,7 @@ async fn gc_on_the_wrong_database_refuses_to_remove_most_objects() {
     let root = app.policy_dir.parent().unwrap().to_path_buf();
     let storage_dir = root.join("data/images");
     let stored = storage_dir.join("objects");
-    assert_eq!(objects(&stored).len(), IMAGES);
+    assert_eq!(files_under(&stored).len(), IMAGES);
     let storage = LocalStorage::open(&storage_dir).unwrap();
 
     // Another deployment's database: migrated, without any of these images.
@@ -94,7 +78,7 @@ async fn gc_on_the_wrong_database_refuses_to_remove_most_objects() {
     assert!(e.contains("refusing"), "{e}");
     assert!(e.contains("--force"), "{e}");
     assert!(text.contains("object without a row"), "{text}");
-    assert_eq!(objects(&stored).len(), IMAGES, "nothing was removed");
+    assert_eq!(files_under(&stored).len(), IMAGES, "nothing was removed");
 
     // The operator's command exits non-zero and says why.
     let out = Command::new(env!("CARGO_BIN_EXE_ipm-api"))
@@ -108,7 +92,7 @@ async fn gc_on_the_wrong_database_refuses_to_remove_most_objects() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("refusing"), "{stderr}");
-    assert_eq!(objects(&stored).len(), IMAGES, "nothing was removed");
+    assert_eq!(files_under(&stored).len(), IMAGES, "nothing was removed");
 
     // The right database: a few leftovers are still collected.
     let right_url = format!("sqlite://{}/data/ipm.db?mode=rwc", root.display());
@@ -125,6 +109,6 @@ async fn gc_on_the_wrong_database_refuses_to_remove_most_objects() {
     // `--force` is the operator saying they mean it.
     let (result, text) = gc(&wrong, &storage, true).await;
     assert_eq!(result, Ok(IMAGES), "{text}");
-    assert!(objects(&stored).is_empty());
+    assert!(files_under(&stored).is_empty());
     wrong.close().await;
 }

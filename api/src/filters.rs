@@ -174,7 +174,16 @@ pub(crate) async fn recover(rejection: warp::Rejection) -> Result<Reply, Infalli
     } else {
         ApiError::invalid_param("request", "the request is malformed")
     };
-    Ok(error_response(&e))
+    let mut reply = error_response(&e);
+    if rejection.find::<BodyTooLarge>().is_some() {
+        // The rest of the body was never read: the connection cannot carry another request,
+        // and a client must not pick it from its pool to send one.
+        reply.headers_mut().insert(
+            warp::http::header::CONNECTION,
+            HeaderValue::from_static("close"),
+        );
+    }
+    Ok(reply)
 }
 
 /// All of the API's routes, with the security headers and an access log line per request.

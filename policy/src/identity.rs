@@ -1,15 +1,52 @@
 //! The user's identity as the proxy asserts it: one email header, validated and normalized.
 //! Only plain ASCII addr-specs are accepted; anything a proxy would not produce is refused.
+//!
+//! The domain is always lower-cased. The local part is too unless the process was told
+//! otherwise (`EMAIL_LOCAL_PART_CASE=sensitive`): most directories and identity providers
+//! treat `Alice@` and `alice@` as one account, so two principals for them would let a
+//! per-user `forbid` be evaded by case. Every address the services meet (the header, the
+//! groups file, cache keys, flushes, the API's rows) goes through [`Email`], so one setting
+//! holds everywhere.
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use email_address::{EmailAddress, Options};
 
 /// Longest address accepted (RFC 5321 path limit less the angle brackets).
 pub const MAX_EMAIL_LEN: usize = 254;
 
-/// A validated, normalized email address (domain lower-cased).
+/// How the local part of an address compares (`EMAIL_LOCAL_PART_CASE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LocalPartCase {
+    /// `insensitive` (the default): the whole address is lower-cased.
+    #[default]
+    Insensitive,
+    /// `sensitive`: the local part is kept as sent, for directories where case tells
+    /// accounts apart.
+    Sensitive,
+}
+
+static SENSITIVE: AtomicBool = AtomicBool::new(false);
+
+/// Sets how every address parsed from now on compares; the services call it once at start,
+/// before anything is parsed.
+pub fn set_local_part_case(case: LocalPartCase) {
+    SENSITIVE.store(case == LocalPartCase::Sensitive, Ordering::Relaxed);
+}
+
+/// The process's setting (see [`set_local_part_case`]).
+pub fn local_part_case() -> LocalPartCase {
+    if SENSITIVE.load(Ordering::Relaxed) {
+        LocalPartCase::Sensitive
+    } else {
+        LocalPartCase::Insensitive
+    }
+}
+
+/// A validated, normalized email address (domain lower-cased, and the local part too unless
+/// [`LocalPartCase::Sensitive`]).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Email(String);
 
@@ -47,8 +84,15 @@ pub enum EmailError {
 }
 
 impl Email {
-    /// Validates raw header bytes as an addr-spec and normalizes the domain to lower case.
+    /// Validates raw header bytes as an addr-spec and normalizes it under the process's
+    /// [`local_part_case`].
     pub fn parse_bytes(raw: &[u8]) -> Result<Self, EmailError> {
+        Self::parse_with(raw, local_part_case())
+    }
+
+    /// Validates raw bytes as an addr-spec and normalizes it: the domain to lower case, and
+    /// the local part too when `case` is [`LocalPartCase::Insensitive`].
+    pub fn parse_with(raw: &[u8], case: LocalPartCase) -> Result<Self, EmailError> {
         if raw.is_empty() {
             return Err(EmailError::Empty);
         }
@@ -74,7 +118,10 @@ impl Email {
         };
         let parsed =
             EmailAddress::parse_with_options(text, options).map_err(|_| EmailError::Invalid)?;
-        let local = parsed.local_part();
+        let local = match case {
+            LocalPartCase::Insensitive => parsed.local_part().to_ascii_lowercase(),
+            LocalPartCase::Sensitive => parsed.local_part().to_string(),
+        };
         let domain = parsed.domain().to_ascii_lowercase();
         if domain
             .split('.')
@@ -107,11 +154,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn normalizes_domain_only() {
+    fn lower_cases_the_whole_address_unless_told_the_local_part_is_sensitive() {
+        let parse = |case| {
+            Email::parse_with(b"Alice.Smith@Example.COM", case)
+                .map(|e| e.as_str().to_string())
+                .unwrap_or_else(|e| unreachable!("{e}"))
+        };
+        assert_eq!(parse(LocalPartCase::Insensitive), "alice.smith@example.com");
+        assert_eq!(parse(LocalPartCase::Sensitive), "Alice.Smith@example.com");
+        // The process default is insensitive.
         let e: Email = "Alice.Smith@Example.COM"
             .parse()
             .unwrap_or_else(|e| unreachable!("{e}"));
-        assert_eq!(e.as_str(), "Alice.Smith@example.com");
+        assert_eq!(e.as_str(), "alice.smith@example.com");
     }
 
     #[test]

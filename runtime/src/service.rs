@@ -90,6 +90,8 @@ impl Core {
     /// Loads the policies and the group source; `metrics` may already carry extra families.
     pub fn load(settings: CoreSettings<'_>, metrics: Metrics) -> Result<Self, StartError> {
         let metrics = Arc::new(metrics);
+        // Before anything parses an address: the policies' users, the groups file.
+        ipm_policy::identity::set_local_part_case(settings.directory.email_case);
         let store = Arc::new(PolicyStore::load(settings.policy_dir)?);
         metrics
             .policies_loaded

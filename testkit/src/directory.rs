@@ -1,5 +1,5 @@
 //! The organisation's directory (`GROUP_SOURCE=http`) on 127.0.0.1: answers
-//! `GET …/{email}…` with the user's groups for the right bearer token, counts its calls and
+//! `GET …/{email}…` (the address compared without case, as most directories do) with the user's groups for the right bearer token, counts its calls and
 //! misbehaves on cue. Written against the socket so that it can also send chunked and oversized
 //! answers; connections are kept alive, as real directories do.
 
@@ -206,7 +206,13 @@ async fn serve_conn(
             )
             .decode_utf8_lossy()
             .to_string();
-            let groups = st.members.get(&user).cloned().unwrap_or_default();
+            // Addresses compare without case, as in most directories.
+            let groups = st
+                .members
+                .iter()
+                .find(|(u, _)| u.eq_ignore_ascii_case(&user))
+                .map(|(_, g)| g.clone())
+                .unwrap_or_default();
             let mut body = serde_json::json!(groups);
             for name in st.field.iter().rev() {
                 body = serde_json::json!({ *name: body });

@@ -184,6 +184,13 @@ impl PolicySnapshot {
                     ));
                     continue;
                 }
+                if let Some(message) = problems::user_literal_case(policy) {
+                    problems.push(Problem::whole_file(
+                        &display(name),
+                        format!("policy `{id}`: {message}"),
+                    ));
+                    continue;
+                }
                 let pid = PolicyId::new(&id);
                 if let Err(e) = policies.add(policy.new_id(pid.clone())) {
                     problems.push(Problem::whole_file(&display(name), e.to_string()));
@@ -357,5 +364,30 @@ mod tests {
         })
         .unwrap_err();
         assert!(e.to_string().contains("target"), "{e}");
+    }
+
+    /// Principals compare in lower case: a policy naming `User::"Bob@example.com"` would
+    /// never match anyone, so a per-user forbid written that way would silently not apply.
+    #[test]
+    fn a_user_written_in_a_case_no_principal_has_is_refused() {
+        let load = |text: &str| {
+            let mut files = shipped();
+            files.insert("zz-user.cedar".into(), text.into());
+            PolicySnapshot::from_sources(Path::new("policies"), files)
+        };
+        let e = load(
+            "@id(\"bob-out\")\nforbid (principal == User::\"Bob@example.com\", action, resource);\n",
+        )
+        .unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("zz-user.cedar"), "{text}");
+        assert!(text.contains("User::\"bob@example.com\""), "{text}");
+        let e = load(
+            "@id(\"bob-out\")\nforbid (principal, action, resource) when { principal == User::\"BOB@example.com\" };\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("bob-out"), "{e}");
+        load("@id(\"bob-out\")\nforbid (principal == User::\"bob@example.com\", action, resource);\n")
+            .unwrap();
     }
 }

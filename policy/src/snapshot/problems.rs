@@ -151,3 +151,26 @@ pub(super) fn check_request_shape(
     Request::new(principal, action, resource, ctx, Some(schema)).map_err(|e| e.to_string())?;
     Ok(())
 }
+
+/// A `User` entity written in a form no principal takes (`User::"Bob@example.com"` while
+/// addresses compare in lower case): the policy could never apply to anyone, and for a
+/// `forbid` that fails open. Says how to write it.
+pub(super) fn user_literal_case(policy: &cedar_policy::Policy) -> Option<String> {
+    policy.entity_literals().into_iter().find_map(|uid| {
+        if uid.type_name().basename() != "User" {
+            return None;
+        }
+        let id = uid.id().unescaped();
+        let email = crate::identity::Email::parse_bytes(id.as_bytes()).ok()?;
+        (email.as_str() != id).then(|| {
+            format!(
+                "`User::\"{id}\"` can never match: addresses compare as `{email}` \
+                 (EMAIL_LOCAL_PART_CASE={}); write `User::\"{email}\"`",
+                match crate::identity::local_part_case() {
+                    crate::identity::LocalPartCase::Insensitive => "insensitive",
+                    crate::identity::LocalPartCase::Sensitive => "sensitive",
+                }
+            )
+        })
+    })
+}

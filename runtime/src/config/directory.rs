@@ -3,14 +3,16 @@
 
 use std::time::Duration;
 
+use ipm_policy::identity::LocalPartCase;
 use ipm_policy::secret::Secret;
 
 use super::spec::{
     AUTH_ALLOW_HTTP, AUTH_API_TOKEN, AUTH_API_TOKEN_FILE, AUTH_GROUPS_FIELD, AUTH_GROUPS_PATH,
     AUTH_MAX_BODY_BYTES, AUTH_MAX_CONCURRENCY, AUTH_SERVER_URL, AUTH_TIMEOUT_MS,
-    AUTHZ_ADMIN_LISTEN, AUTHZ_ADMIN_TOKEN, AUTHZ_ADMIN_TOKEN_FILE, GROUP_CACHE,
-    GROUP_CACHE_MAX_USERS, GROUP_CACHE_STALE_SECONDS, GROUP_CACHE_TTL_SECONDS, GROUP_SOURCE,
-    REDIS_HMAC_KEY, REDIS_HMAC_KEY_FILE, REDIS_KEY_PREFIX, REDIS_TIMEOUT_MS, REDIS_URL,
+    AUTHZ_ADMIN_LISTEN, AUTHZ_ADMIN_TOKEN, AUTHZ_ADMIN_TOKEN_FILE, EMAIL_LOCAL_PART_CASE,
+    GROUP_CACHE, GROUP_CACHE_MAX_USERS, GROUP_CACHE_STALE_SECONDS, GROUP_CACHE_TTL_SECONDS,
+    GROUP_SOURCE, REDIS_HMAC_KEY, REDIS_HMAC_KEY_FILE, REDIS_KEY_PREFIX, REDIS_TIMEOUT_MS,
+    REDIS_URL,
 };
 use super::{ConfigError, Env, ListenAddr, check_secret_strength};
 
@@ -113,6 +115,9 @@ pub struct DirectoryConfig {
     /// [`AUTHZ_ADMIN_TOKEN`] or `AUTHZ_ADMIN_TOKEN_FILE` (required with `AUTHZ_ADMIN_LISTEN`):
     /// the bearer token the admin endpoints demand, even on loopback.
     pub admin_token: Option<Secret>,
+    /// [`EMAIL_LOCAL_PART_CASE`]: how addresses compare, for the whole process (set when the
+    /// service loads).
+    pub email_case: LocalPartCase,
 }
 
 /// The defaults of the spec: the groups file, no directory, an in-memory cache, no admin
@@ -135,6 +140,7 @@ impl Default for DirectoryConfig {
             cache: CacheBackend::Memory,
             admin_listen: None,
             admin_token: None,
+            email_case: LocalPartCase::Insensitive,
         }
     }
 }
@@ -265,7 +271,18 @@ impl DirectoryConfig {
         debug: bool,
         taken: &[(&str, &ListenAddr)],
     ) -> Result<Self, ConfigError> {
-        let d = Self::default();
+        let email_case = match EMAIL_LOCAL_PART_CASE.choice(env).as_str() {
+            "insensitive" => LocalPartCase::Insensitive,
+            "sensitive" => LocalPartCase::Sensitive,
+            other => {
+                return Err(EMAIL_LOCAL_PART_CASE
+                    .invalid(format!("`{other}` is not insensitive or sensitive")));
+            }
+        };
+        let d = Self {
+            email_case,
+            ..Self::default()
+        };
         let source = match GROUP_SOURCE.choice(env).as_str() {
             "file" => GroupSourceKind::File,
             "http" => GroupSourceKind::Http,
@@ -358,6 +375,7 @@ impl DirectoryConfig {
             cache,
             admin_listen,
             admin_token,
+            email_case,
         })
     }
 }

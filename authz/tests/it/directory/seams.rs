@@ -52,3 +52,47 @@ async fn a_user_the_directory_no_longer_knows_has_no_groups_despite_the_grace() 
     assert_eq!(app.list(ALICE).await, 403);
     assert_eq!(dir.calls(), calls);
 }
+
+/// A per-user `forbid` holds whatever case the proxy sends the address in: a directory that
+/// ignores case gives `Bob@` bob's groups, so `Bob@` must be bob to the policies too
+/// (EMAIL_LOCAL_PART_CASE=insensitive), and share bob's cache entry and flush.
+#[tokio::test]
+async fn a_per_user_forbid_is_not_evaded_by_case() {
+    let dir = Directory::start(&[(ALICE, &["photographers"]), (BOB, &["photographers"])]).await;
+    let app = spawn(&dir, |_| {}).await;
+    std::fs::write(
+        app.policy_dir.join("zz-bob.cedar"),
+        "@id(\"bob-suspended\")\nforbid (principal == User::\"bob@example.com\", action, resource);\n",
+    )
+    .unwrap();
+    app.handle.reload_now();
+    let in_force = ipm_testkit::eventually(Duration::from_secs(10), || async {
+        app.list(BOB).await == 403
+    })
+    .await;
+    assert!(in_force.is_some(), "the forbid is loaded");
+    for user in ["Bob@example.com", "BOB@EXAMPLE.COM", "bOb@Example.com"] {
+        assert_eq!(app.list(user).await, 403, "{user}");
+    }
+    let r = app
+        .auth_as("Alice@Example.com", "GET", "/api/projects")
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-authz-user"], ALICE);
+    assert_eq!(app.list(ALICE).await, 200);
+    // One cache entry per person: bob and alice were each asked for once.
+    assert_eq!(dir.calls(), 2);
+    let (path, _) = dir.last_request();
+    assert_eq!(path, "/api/user/alice%40example.com/groups");
+
+    // A flush named in any case reaches the one entry.
+    let (status, _) = app
+        .admin(
+            "/admin/groups/flush?user=ALICE%40example.com",
+            Some(super::ADMIN_TOKEN),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(app.list("alice@EXAMPLE.com").await, 200);
+    assert_eq!(dir.calls(), 3, "the flushed entry is fetched again");
+}

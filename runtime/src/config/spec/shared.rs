@@ -48,7 +48,11 @@ pub const PROXY_SHARED_SECRET_PREVIOUS_FILE: Var<Unset> = Var::unset(
 
 pub(super) const HEADERS: Section = Section {
     title: "Header names",
-    vars: &[&X_USER_ID_HEADER, &X_PROXY_SECRET_HEADER],
+    vars: &[
+        &X_USER_ID_HEADER,
+        &X_PROXY_SECRET_HEADER,
+        &EMAIL_LOCAL_PART_CASE,
+    ],
 };
 
 pub const X_USER_ID_HEADER: Var<&str> = Var::new(
@@ -63,6 +67,15 @@ pub const X_PROXY_SECRET_HEADER: Var<&str> = Var::new(
     Both,
     "X-Proxy-Secret",
     "The header in which the proxy sends PROXY_SHARED_SECRET; not X_USER_ID_HEADER.",
+);
+
+pub const EMAIL_LOCAL_PART_CASE: Var<&str> = Var::new(
+    "EMAIL_LOCAL_PART_CASE",
+    Both,
+    "insensitive",
+    "insensitive: `Alice@example.com` is `alice@example.com` (the whole address is lower-cased\n\
+     in decisions, groups, caches and the API's rows, and policies must name users in lower\n\
+     case); sensitive: the part before @ keeps its case, for directories that tell them apart.",
 );
 
 pub(super) const MODES: Section = Section {

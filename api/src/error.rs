@@ -56,6 +56,9 @@ pub enum ApiError {
     RangeNotSatisfiable,
     #[error("image storage is unavailable")]
     StorageUnavailable,
+    /// Too many uploads in progress: this user's (429) or the server's (503).
+    #[error("too many uploads in progress")]
+    TooManyUploads(crate::upload::Busy),
     /// An unsafe request a browser sent for another site (`csrf`).
     #[error("cross-site request refused")]
     CrossSiteRequest,
@@ -110,6 +113,16 @@ impl ApiError {
             Self::UploadTimedOut(_) => StatusCode::REQUEST_TIMEOUT,
             Self::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyUploads(crate::upload::Busy::User) => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyUploads(crate::upload::Busy::Server) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// Seconds a client should wait before trying again (`Retry-After`), where that helps.
+    pub fn retry_after(&self) -> Option<u32> {
+        match self {
+            Self::TooManyUploads(_) => Some(5),
+            _ => None,
         }
     }
 
@@ -196,6 +209,18 @@ impl ApiError {
                 "storage_unavailable",
                 None,
                 Some("image storage is unavailable; try again later".into()),
+            ),
+            Self::TooManyUploads(crate::upload::Busy::User) => (
+                "too_many_requests",
+                "too_many_uploads",
+                None,
+                Some("you have too many uploads in progress; wait for one to finish".into()),
+            ),
+            Self::TooManyUploads(crate::upload::Busy::Server) => (
+                "unavailable",
+                "server_busy",
+                None,
+                Some("the server has too many uploads in progress; try again shortly".into()),
             ),
             Self::CrossSiteRequest => (
                 "forbidden",

@@ -30,6 +30,8 @@ pub struct GcOptions {
 pub struct GcReport {
     pub objects: usize,
     pub rows: usize,
+    /// Objects of deleted rows still queued for removal (a crash or an outage after the delete).
+    pub queued_deletions: usize,
     pub orphan_objects: usize,
     pub young_objects: usize,
     pub missing_objects: usize,
@@ -108,7 +110,37 @@ pub async fn run(
         .checked_sub(opts.min_age)
         .unwrap_or(SystemTime::UNIX_EPOCH);
     let mut report = GcReport::default();
-    // Objects first: an upload finishing in between then shows as a young object without
+    // Deleted rows' objects first: their removal is already decided, whatever else is found.
+    let queued = store.queued_deletions(u32::MAX).await?;
+    report.queued_deletions = queued.len();
+    let mut left_queued = false;
+    if opts.apply && !queued.is_empty() {
+        let swept = crate::deletions::sweep(store, storage)
+            .await
+            .map_err(|e| match e {
+                crate::deletions::SweepError::Db(e) => GcError::Db(e),
+                crate::deletions::SweepError::Storage(e) => GcError::Storage(e),
+            })?;
+        report.removed += swept.removed;
+        left_queued = swept.left;
+    }
+    for key in &queued {
+        let mark = match (opts.apply, left_queued) {
+            (false, _) => "",
+            (true, false) => "  [removed]",
+            (true, true) => "  [queued]",
+        };
+        writeln!(out, "object of a deleted image: {key}{mark}")?;
+    }
+    if left_queued {
+        report.failed += 1;
+        writeln!(
+            out,
+            "storage refused a queued removal; the rest stays queued"
+        )?;
+    }
+    let queued: HashSet<&str> = queued.iter().map(String::as_str).collect();
+    // Objects next: an upload finishing in between then shows as a young object without
     // a row (left alone), never as a row without an object.
     let objects = storage.list().await?;
     let rows = store.all_keys().await?;
@@ -118,7 +150,7 @@ pub async fn run(
     let object_keys: HashSet<&str> = objects.iter().map(|o| o.key.as_str()).collect();
     let (young, orphans): (Vec<_>, Vec<_>) = objects
         .iter()
-        .filter(|o| !row_keys.contains(o.key.as_str()))
+        .filter(|o| !row_keys.contains(o.key.as_str()) && !queued.contains(o.key.as_str()))
         .partition(|o| o.modified > cutoff);
     report.young_objects = young.len();
     report.orphan_objects = orphans.len();
@@ -221,10 +253,11 @@ pub async fn run(
 
     writeln!(
         out,
-        "checked {} objects and {} rows: {} objects without a row ({} younger than {} s left alone), \
-         {} rows without an object, {} unfinished uploads",
+        "checked {} objects and {} rows: {} queued removals of deleted images, {} objects without \
+         a row ({} younger than {} s left alone), {} rows without an object, {} unfinished uploads",
         report.objects,
         report.rows,
+        report.queued_deletions,
         report.orphan_objects,
         report.young_objects,
         opts.min_age.as_secs(),
@@ -235,7 +268,10 @@ pub async fn run(
         writeln!(out, "{refused}")?;
         return Err(refused);
     }
-    let found = report.orphan_objects + report.missing_objects + report.incomplete_uploads;
+    let found = report.queued_deletions
+        + report.orphan_objects
+        + report.missing_objects
+        + report.incomplete_uploads;
     if !apply && found > 0 {
         writeln!(
             out,

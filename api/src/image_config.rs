@@ -1,12 +1,14 @@
 //! Image settings: where the bytes are stored (`STORAGE_*`, `S3_*`), how large and what kind
-//! of upload is accepted and how long it may stall, and how downloads are answered (`IMAGE_*`,
-//! `MAX_UPLOAD_BYTES`, `API_UPLOAD_IDLE_TIMEOUT_SECONDS`).
+//! of upload is accepted, how long it may stall and how many run at once, how downloads are
+//! answered and how often deleted images' objects are retried (`IMAGE_*`, `MAX_UPLOAD_BYTES`,
+//! `API_UPLOAD_IDLE_TIMEOUT_SECONDS`, `API_MAX_CONCURRENT_UPLOADS*`, `API_DELETE_RETRY_SECONDS`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipm_policy::secret::Secret;
 use ipm_runtime::config::spec::{
+    API_DELETE_RETRY_SECONDS, API_MAX_CONCURRENT_UPLOADS, API_MAX_CONCURRENT_UPLOADS_PER_USER,
     API_UPLOAD_IDLE_TIMEOUT_SECONDS, IMAGE_ALLOW_SVG, IMAGE_DOWNLOAD,
     IMAGE_REDIRECT_EXPIRY_SECONDS, MAX_UPLOAD_BYTES, S3_ACCESS_KEY_ID, S3_BUCKET, S3_ENDPOINT,
     S3_FORCE_PATH_STYLE, S3_KEY_PREFIX, S3_REGION, S3_SECRET_ACCESS_KEY, S3_SECRET_ACCESS_KEY_FILE,
@@ -64,6 +66,13 @@ pub struct ImageConfig {
     /// [`API_UPLOAD_IDLE_TIMEOUT_SECONDS`]: an upload that sends nothing for this long answers
     /// 408.
     pub upload_idle_timeout: Duration,
+    /// [`API_MAX_CONCURRENT_UPLOADS`]: uploads in progress at once; one more answers 503.
+    pub max_uploads: usize,
+    /// [`API_MAX_CONCURRENT_UPLOADS_PER_USER`]: one user's uploads in progress at once; one
+    /// more answers 429.
+    pub max_uploads_per_user: usize,
+    /// [`API_DELETE_RETRY_SECONDS`]: how often queued object removals are retried.
+    pub delete_retry: Duration,
     /// [`IMAGE_DOWNLOAD`]
     pub download: DownloadMode,
     /// [`IMAGE_REDIRECT_EXPIRY_SECONDS`]: how long a presigned URL works (1 to 3600).
@@ -98,6 +107,19 @@ impl ImageConfig {
                 API_UPLOAD_IDLE_TIMEOUT_SECONDS.invalid("must be between 1 and 3600 seconds")
             );
         }
+        let max_uploads = API_MAX_CONCURRENT_UPLOADS.get(env)?;
+        if !(1..=10_000).contains(&max_uploads) {
+            return Err(API_MAX_CONCURRENT_UPLOADS.invalid("must be between 1 and 10000"));
+        }
+        let max_uploads_per_user = API_MAX_CONCURRENT_UPLOADS_PER_USER.get(env)?;
+        if !(1..=max_uploads).contains(&max_uploads_per_user) {
+            return Err(API_MAX_CONCURRENT_UPLOADS_PER_USER
+                .invalid("must be between 1 and API_MAX_CONCURRENT_UPLOADS"));
+        }
+        let delete_retry = API_DELETE_RETRY_SECONDS.get(env)?;
+        if !(1..=86_400).contains(&delete_retry) {
+            return Err(API_DELETE_RETRY_SECONDS.invalid("must be between 1 and 86400 seconds"));
+        }
         let download = match IMAGE_DOWNLOAD.choice(env).as_str() {
             "stream" => DownloadMode::Stream,
             "redirect" => DownloadMode::Redirect,
@@ -120,6 +142,9 @@ impl ImageConfig {
             storage,
             max_upload_bytes,
             upload_idle_timeout: Duration::from_secs(idle),
+            max_uploads,
+            max_uploads_per_user,
+            delete_retry: Duration::from_secs(delete_retry),
             download,
             redirect_expiry: Duration::from_secs(expiry),
             allow_svg: IMAGE_ALLOW_SVG.get(env)?,
@@ -134,6 +159,9 @@ impl ImageConfig {
             },
             max_upload_bytes: MAX_UPLOAD_BYTES.default,
             upload_idle_timeout: Duration::from_secs(API_UPLOAD_IDLE_TIMEOUT_SECONDS.default),
+            max_uploads: API_MAX_CONCURRENT_UPLOADS.default,
+            max_uploads_per_user: API_MAX_CONCURRENT_UPLOADS_PER_USER.default,
+            delete_retry: Duration::from_secs(API_DELETE_RETRY_SECONDS.default),
             download: DownloadMode::Stream,
             redirect_expiry: Duration::from_secs(IMAGE_REDIRECT_EXPIRY_SECONDS.default),
             allow_svg: IMAGE_ALLOW_SVG.default,

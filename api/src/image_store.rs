@@ -1,7 +1,7 @@
 //! Image rows on SQLite or PostgreSQL: the metadata of each stored object, inserted after the
-//! object is stored and deleted in a transaction that commits only once the object is gone.
-
-use std::future::Future;
+//! object is stored. Deleting a row queues its object's key in `object_deletions` in the same
+//! statement (a trigger, so a project's cascade queues too); the object is removed after the
+//! delete has committed, never inside a write transaction, and its entry after that.
 
 use ipm_runtime::db::DbPool;
 use ipm_runtime::with_pool;
@@ -57,14 +57,6 @@ pub enum ImageDbError {
     ProjectGone,
     #[error(transparent)]
     Db(#[from] DbError),
-}
-
-/// Why a delete did not happen.
-#[derive(Debug)]
-pub enum DeleteError<E> {
-    Db(DbError),
-    /// Removing the object failed; the row was kept.
-    Object(E),
 }
 
 fn unavailable(db: &Db, e: &sqlx::Error) -> DbError {
@@ -152,37 +144,44 @@ impl ImageStore {
         .map_err(|e| unavailable(&self.db, &e))
     }
 
-    /// Deletes the row, calling `remove_object` with its storage key inside the transaction:
-    /// the delete commits only if the object is gone, so a storage outage keeps the image
-    /// whole. `Ok(None)` when there was no such image.
-    pub async fn delete_with<F, Fut, E>(
-        &self,
-        id: Uuid,
-        remove_object: F,
-    ) -> Result<Option<Image>, DeleteError<E>>
-    where
-        F: FnOnce(String) -> Fut,
-        Fut: Future<Output = Result<(), E>>,
-    {
+    /// Deletes the row, queueing its object for removal in the same statement. `Ok(None)`
+    /// when there was no such image. The caller removes the object, then calls
+    /// [`deletion_done`](Self::deletion_done).
+    pub async fn delete(&self, id: Uuid) -> Result<Option<Image>, DbError> {
         let sql = concat!("DELETE FROM images WHERE id = $1 RETURNING ", columns!());
-        let db_err = |e: sqlx::Error| DeleteError::Db(unavailable(&self.db, &e));
         with_pool!(self.pool(), p => {
-            let mut tx = p.begin().await.map_err(db_err)?;
-            let row = sqlx::query_as::<_, Image>(sql)
+            sqlx::query_as::<_, Image>(sql)
                 .bind(id)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(p)
                 .await
-                .map_err(db_err)?;
-            let Some(image) = row else {
-                return Ok(None);
-            };
-            if let Err(e) = remove_object(image.storage_key.clone()).await {
-                let _ = tx.rollback().await;
-                return Err(DeleteError::Object(e));
-            }
-            tx.commit().await.map_err(db_err)?;
-            Ok(Some(image))
         })
+        .map_err(|e| unavailable(&self.db, &e))
+    }
+
+    /// Up to `limit` keys whose rows are gone and whose objects are still to be removed,
+    /// oldest first.
+    pub async fn queued_deletions(&self, limit: u32) -> Result<Vec<String>, DbError> {
+        with_pool!(self.pool(), p => {
+            sqlx::query_scalar::<_, String>(
+                "SELECT storage_key FROM object_deletions ORDER BY queued_at, storage_key LIMIT $1",
+            )
+            .bind(i64::from(limit))
+            .fetch_all(p)
+            .await
+        })
+        .map_err(|e| unavailable(&self.db, &e))
+    }
+
+    /// Forgets a queued key once its object is gone.
+    pub async fn deletion_done(&self, key: &str) -> Result<(), DbError> {
+        with_pool!(self.pool(), p => {
+            sqlx::query("DELETE FROM object_deletions WHERE storage_key = $1")
+                .bind(key)
+                .execute(p)
+                .await
+                .map(|_| ())
+        })
+        .map_err(|e| unavailable(&self.db, &e))
     }
 
     /// Every row's id and storage key, for `ipm-api gc`.
@@ -218,16 +217,25 @@ impl ImageStore {
         .map_err(|e| unavailable(&self.db, &e))
     }
 
-    /// Deletes a row whose object is gone (`ipm-api gc --apply`).
+    /// Deletes a row whose object is gone (`ipm-api gc --apply`), with nothing queued for it.
     pub async fn delete_row(&self, id: Uuid) -> Result<bool, DbError> {
-        with_pool!(self.pool(), p => {
-            sqlx::query("DELETE FROM images WHERE id = $1")
-                .bind(id)
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected())
-        })
-        .map(|n| n > 0)
+        with_pool!(self.pool(), p => async {
+            let mut tx = p.begin().await?;
+            let key = sqlx::query_scalar::<_, String>(
+                "DELETE FROM images WHERE id = $1 RETURNING storage_key",
+            )
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(key) = &key {
+                sqlx::query("DELETE FROM object_deletions WHERE storage_key = $1")
+                    .bind(key)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(key.is_some())
+        }.await)
         .map_err(|e| unavailable(&self.db, &e))
     }
 }

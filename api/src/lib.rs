@@ -12,7 +12,8 @@
 //!   `error` is the one map from failures to statuses.
 //! - `models` hold project data and `db` stores it; `image_store` stores image rows.
 //! - Image bytes: `upload` streams them into `storage` (a local folder or S3), `sniff` judges
-//!   them from their content, `filename` cleans their names; `gc` removes what a crash leaves.
+//!   them from their content, `filename` cleans their names; `deletions` removes a
+//!   deleted row's object after the delete commits; `gc` removes what a crash leaves.
 //! - `openapi` is the document `/api/openapi.json` serves.
 //!
 //! Public are the modules the binary, the tests and the benchmarks use, and those whose types
@@ -22,10 +23,13 @@ mod access;
 pub mod config;
 pub mod csrf;
 pub mod db;
+pub mod deletions;
 pub mod error;
 mod extract;
 mod filename;
 pub mod filters;
+#[cfg(test)]
+mod fuzz;
 pub mod gc;
 mod handlers;
 pub mod image_config;

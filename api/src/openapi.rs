@@ -235,6 +235,15 @@ fn image_errors(responses: Value) -> Value {
     responses
 }
 
+fn upload_errors(responses: Value) -> Value {
+    let mut responses = image_errors(responses);
+    responses["503"] = error(
+        "Group membership, the database or image storage is unavailable, or the server has \
+         `API_MAX_CONCURRENT_UPLOADS` uploads in progress (with `Retry-After`)",
+    );
+    responses
+}
+
 /// The image routes and schemas.
 fn add_images(doc: &mut Value) {
     let paths = json!({
@@ -268,14 +277,15 @@ fn add_images(doc: &mut Value) {
                         "image/*": { "schema": { "type": "string", "format": "binary" } }
                     }
                 },
-                "responses": image_errors(json!({
+                "responses": upload_errors(json!({
                     "201": ok("The stored image; `Location` points at it", "Image"),
                     "400": error("A bad id or parameter, a missing `filename`, or an interrupted upload"),
                     "404": error("No such project, or one the caller may not see"),
                     "408": error("Nothing of the upload arrived for `API_UPLOAD_IDLE_TIMEOUT_SECONDS`"),
                     "413": error("The file is larger than the server's limit (`MAX_UPLOAD_BYTES`), or a multipart body is larger than it and 64 KiB"),
                     "415": error("The bytes are not an accepted image type, or a raw body has no `Content-Type` or one a form sends (`text/plain`, `application/x-www-form-urlencoded`)"),
-                    "422": error("An empty file, a multipart body without a file part, or a malformed one")
+                    "422": error("An empty file, a multipart body without a file part, or a malformed one"),
+                    "429": error("The caller has `API_MAX_CONCURRENT_UPLOADS_PER_USER` uploads in progress; `Retry-After` says when to try again")
                 }))
             }
         },

@@ -141,7 +141,9 @@ pub async fn delete_project(id: String, meta: RequestMeta, s: ApiState) -> Reply
         async {
             let caller = s.access.authorize(&meta).await?;
             let id = path_id(&id)?;
-            // The rows go with the project (ON DELETE CASCADE); their objects go after.
+            // The rows go with the project (ON DELETE CASCADE), each queueing its object's
+            // key; the objects go after the commit (an upload finishing meanwhile is queued
+            // too, and swept).
             let objects = s
                 .images
                 .store
@@ -151,7 +153,8 @@ pub async fn delete_project(id: String, meta: RequestMeta, s: ApiState) -> Reply
             if !s.db.delete(id).await.map_err(project_db_error)? {
                 return Err(ApiError::ProjectNotFound);
             }
-            crate::images::remove_objects(&s.images, &objects).await;
+            crate::deletions::finish_all(&s.images.store, s.images.storage.as_ref(), &objects)
+                .await;
             audit!(
                 caller,
                 project = %id,

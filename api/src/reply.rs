@@ -53,7 +53,12 @@ pub(crate) fn created<T: serde::Serialize>(value: &T, location: &str) -> Reply {
 
 /// The reply for an error: its status and JSON body.
 pub(crate) fn error_response(e: &ApiError) -> Reply {
-    json_body(e.status(), e.body())
+    let mut r = json_body(e.status(), e.body());
+    if let Some(secs) = e.retry_after() {
+        r.headers_mut()
+            .insert(warp::http::header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    r
 }
 
 /// Every handler's last step: the reply, or the error's.

@@ -18,6 +18,7 @@ use crate::db::{Db, DbError};
 use crate::filters::{SecurityHeaders, routes};
 use crate::image_store::ImageStore;
 use crate::state::{ApiState, Images};
+use crate::upload::UploadSlots;
 
 const LISTEN: &str = "API_LISTEN";
 
@@ -41,6 +42,8 @@ pub struct ApiHandle {
     pub db: Db,
     pub enforcer: Arc<Enforcer>,
     service: ServiceHandle,
+    /// Removes the objects of deleted images that are still queued (`deletions`).
+    sweeper: tokio::task::JoinHandle<()>,
 }
 
 impl ApiHandle {
@@ -59,6 +62,7 @@ impl ApiHandle {
     /// Stops accepting, lets requests in flight finish, closes the database pool.
     pub async fn shutdown(self) {
         self.service.shutdown().await;
+        self.sweeper.abort();
         self.db.close().await;
     }
 }
@@ -121,6 +125,10 @@ pub async fn run(config: Config) -> Result<ApiHandle, StartError> {
         storage: crate::storage::open(&config.images.storage).await?,
         store: ImageStore::new(db.clone()),
         config: config.images.clone(),
+        slots: UploadSlots::new(
+            config.images.max_uploads,
+            config.images.max_uploads_per_user,
+        ),
     });
     let state = ApiState {
         access: Arc::new(Access::new(enforcer.clone(), names)),
@@ -138,6 +146,11 @@ pub async fn run(config: Config) -> Result<ApiHandle, StartError> {
         .map_err(ipm_runtime::service::StartError::from)?;
     let listen = listener.addr.clone();
     service.add_listener(LISTEN, listener);
+    let sweeper = crate::deletions::spawn_sweeper(
+        images.store.clone(),
+        images.storage.clone(),
+        images.config.delete_retry,
+    );
     service.add_reloaders(core.reloaders(config.policy_poll, Vec::new()));
     if config.secrets.skip_header_check {
         tracing::warn!(
@@ -162,5 +175,6 @@ pub async fn run(config: Config) -> Result<ApiHandle, StartError> {
         db,
         enforcer,
         service,
+        sweeper,
     })
 }

@@ -12,6 +12,7 @@ use crate::db::Db;
 use crate::image_config::ImageConfig;
 use crate::image_store::ImageStore;
 use crate::storage::Storage;
+use crate::upload::UploadSlots;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -31,4 +32,6 @@ pub struct Images {
     pub storage: Arc<dyn Storage>,
     pub store: ImageStore,
     pub config: ImageConfig,
+    /// Uploads in progress, capped in all and per user.
+    pub slots: UploadSlots,
 }

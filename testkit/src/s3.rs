@@ -71,6 +71,26 @@ impl S3Server {
         }
     }
 
+    /// Freezes the server (SIGSTOP): connections are accepted by the kernel and never
+    /// answered, as in a brown-out.
+    pub fn pause(&self) {
+        self.send("-STOP");
+    }
+
+    /// Lets a paused server run again (SIGCONT).
+    pub fn resume(&self) {
+        self.send("-CONT");
+    }
+
+    fn send(&self, sig: &str) {
+        let child = self.child.as_ref().expect("the server is running");
+        let ok = Command::new("kill")
+            .args([sig, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "kill {sig} {}", child.id());
+    }
+
     /// `http://127.0.0.1:{port}`.
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)

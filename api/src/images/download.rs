@@ -28,7 +28,7 @@ const DOWNLOAD_QUEUE: usize = 2;
 
 /// What a `Range` header asks of an object of `size` bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RangeRequest {
+pub(crate) enum RangeRequest {
     /// No range, several ranges or one that does not parse: the whole object (RFC 9110
     /// lets a server ignore what it does not support).
     Full,
@@ -38,7 +38,7 @@ enum RangeRequest {
 }
 
 /// The one byte range of a `Range` header (`a-b`, `a-` or `-n`) within `size` bytes.
-fn range_request(range: &Range, size: u64) -> RangeRequest {
+pub(crate) fn range_request(range: &Range, size: u64) -> RangeRequest {
     // `satisfiable_ranges` skips specs that do not parse, and a suffix longer than the length
     // it is given; with the largest length, only the ones that do not parse.
     if range.satisfiable_ranges(u64::MAX).count() != 1 {

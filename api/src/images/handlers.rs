@@ -7,13 +7,11 @@ use warp::http::StatusCode;
 use super::{existing_project, image_row};
 use crate::access::{RequestMeta, audit};
 use crate::error::ApiError;
-use crate::image_store::{DeleteError, ImagePage};
+use crate::image_store::ImagePage;
 use crate::reply::{
     PageRequest, Reply, cut_page, db_error, empty, json, parse_query, path_id, respond,
-    storage_error,
 };
 use crate::state::ApiState;
-use crate::storage::ObjectKey;
 
 /// The query of `GET /api/projects/{id}/images`, as sent.
 #[derive(Debug, Deserialize)]
@@ -57,30 +55,26 @@ pub(super) async fn get_image(id: String, meta: RequestMeta, s: ApiState) -> Rep
     )
 }
 
-/// `DELETE /api/images/{id}`: the row and the object, or neither.
+/// `DELETE /api/images/{id}`: the row goes at once (its key queued in the same statement),
+/// then the object; a storage outage leaves the object queued for the sweeper and gc.
 pub(super) async fn delete_image(id: String, meta: RequestMeta, s: ApiState) -> Reply {
     respond(
         async {
             let caller = s.access.authorize(&meta).await?;
             let id = path_id(&id)?;
-            let storage = s.images.storage.clone();
-            let deleted = s
+            let image = s
                 .images
                 .store
-                .delete_with(id, |key| async move {
-                    match ObjectKey::parse(&key) {
-                        Some(key) => storage.delete(&key).await,
-                        // Never handed to storage; the row goes, gc reports nothing for it.
-                        None => Ok(()),
-                    }
-                })
-                .await;
-            let image = match deleted {
-                Ok(Some(image)) => image,
-                Ok(None) => return Err(ApiError::ImageNotFound),
-                Err(DeleteError::Db(e)) => return Err(db_error(e)),
-                Err(DeleteError::Object(e)) => return Err(storage_error(e)),
-            };
+                .delete(id)
+                .await
+                .map_err(db_error)?
+                .ok_or(ApiError::ImageNotFound)?;
+            crate::deletions::finish_all(
+                &s.images.store,
+                s.images.storage.as_ref(),
+                std::slice::from_ref(&image.storage_key),
+            )
+            .await;
             audit!(
                 caller,
                 image = %image.id,

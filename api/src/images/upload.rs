@@ -22,7 +22,7 @@ use crate::reply::{Reply, created, db_error, parse_query, path_id, respond, stor
 use crate::state::ApiState;
 use crate::storage::ObjectKey;
 use crate::upload::{
-    BodyError, BodyLimits, Cut, GuardedBody, UploadError, UploadLimits, drain, store,
+    BodyError, BodyLimits, Cut, GuardedBody, UploadError, UploadLimits, UploadSlot, drain, store,
 };
 
 /// Room for a multipart body's boundaries and part headers beyond the file itself.
@@ -100,6 +100,12 @@ where
             let project = path_id(&project)?;
             let UploadParams { filename: named } = parse_query(meta.query())?;
             existing_project(&s, project).await?;
+            // Taken before any of the body is read, held by the upload's task to its end.
+            let slot = s
+                .images
+                .slots
+                .try_take(caller.user.as_str())
+                .map_err(ApiError::TooManyUploads)?;
             let config = &s.images.config;
             let content_type = header(&meta, CONTENT_TYPE).unwrap_or_default();
             let multipart = content_type
@@ -146,7 +152,7 @@ where
             // Its own task: a client that goes away cannot cancel it half-way (say between
             // storing the object and writing its row); it sees the body end in an error and
             // cleans up.
-            let task = tokio::spawn(receive(s.clone(), caller, project, named, source));
+            let task = tokio::spawn(receive(s.clone(), caller, project, named, source, slot));
             let image = task
                 .await
                 .map_err(|e| {
@@ -180,6 +186,7 @@ async fn receive<S>(
     project: Uuid,
     named: Option<String>,
     source: Source<S>,
+    _slot: UploadSlot,
 ) -> Result<Image, ApiError>
 where
     S: Stream<Item = Result<Bytes, BodyError>> + Send + Unpin + 'static,

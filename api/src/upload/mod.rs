@@ -11,9 +11,11 @@ use crate::storage::{ObjectKey, Storage, StorageError};
 
 mod body;
 mod pipeline;
+mod slots;
 
 pub use body::{BodyError, BodyLimits, Cut, GuardedBody};
 use pipeline::Pipeline;
+pub use slots::{Busy, UploadSlot, UploadSlots};
 
 /// What an upload may be.
 #[derive(Debug, Clone, Copy)]

@@ -24,7 +24,7 @@ const MIB: usize = 1 << 20;
 
 /// A PNG header for `width` × `height`, then `size` bytes in all of noise (the API reads
 /// only the header, so the rest need not be image data).
-fn png(width: u32, height: u32, size: usize) -> Vec<u8> {
+pub(crate) fn png(width: u32, height: u32, size: usize) -> Vec<u8> {
     let mut v = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
     v.extend_from_slice(&width.to_be_bytes());
     v.extend_from_slice(&height.to_be_bytes());
@@ -52,26 +52,6 @@ fn sha256(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// The test's root: the policies' parent, where `Config::for_test` puts `data/images`.
-fn root_of(app: &TestApp) -> PathBuf {
-    app.policy_dir.parent().unwrap().to_path_buf()
-}
-
-fn storage_dir(app: &TestApp) -> PathBuf {
-    root_of(app).join("data/images")
-}
-
-fn database_url(app: &TestApp) -> String {
-    match &app.pg {
-        Some(pg) => pg.url.clone(),
-        None => format!("sqlite://{}/data/ipm.db?mode=rwc", root_of(app).display()),
-    }
-}
-
-fn objects(app: &TestApp) -> Vec<PathBuf> {
-    files_under(&storage_dir(app).join("objects"))
-}
-
 fn temp_files(app: &TestApp) -> Vec<PathBuf> {
     files_under(&storage_dir(app).join("tmp"))
 }
@@ -95,7 +75,7 @@ async fn json_of(r: reqwest::Response) -> (u16, Value) {
 }
 
 /// `POST …/images?filename=` with the file as the whole body.
-async fn upload_raw(
+pub(crate) async fn upload_raw(
     app: &TestApp,
     user: &str,
     project: &str,
@@ -177,7 +157,7 @@ fn header<'a>(r: &'a reqwest::Response, name: &str) -> &'a str {
         .unwrap_or_default()
 }
 
-async fn project(app: &TestApp, user: &str, group: &str) -> String {
+pub(crate) async fn project(app: &TestApp, user: &str, group: &str) -> String {
     let name = format!("p-{}", uuid::Uuid::now_v7().simple());
     app.create(user, group, &name).await["id"]
         .as_str()
@@ -710,7 +690,7 @@ crate::both_backends!(local_gc, gc_finds_what_a_crash_leaves);
 
 // === S3 ===
 
-fn on_s3(server: &S3Server) -> impl FnOnce(&mut Config) + use<> {
+pub(crate) fn on_s3(server: &S3Server) -> impl FnOnce(&mut Config) + use<> {
     let s3 = s3_config(server);
     move |c| c.images.storage = StorageConfig::S3(s3)
 }

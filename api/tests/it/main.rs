@@ -5,6 +5,7 @@
 mod auth;
 mod binary;
 mod csrf;
+mod deletions;
 mod directory;
 mod images;
 mod input;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use ipm_api::config::Config;
 use ipm_api::image_config::S3Config;
 use ipm_api::server::{ApiHandle, run};
-use ipm_testkit::{PgDatabase, S3Server, copy_policies};
+use ipm_testkit::{PgDatabase, S3Server, copy_policies, files_under};
 use reqwest::Method;
 use serde_json::Value;
 
@@ -211,6 +211,26 @@ impl TestApp {
             }
         }
     }
+}
+
+/// The test's root: the policies' parent, where `Config::for_test` puts `data/images`.
+pub fn root_of(app: &TestApp) -> PathBuf {
+    app.policy_dir.parent().unwrap().to_path_buf()
+}
+
+pub fn storage_dir(app: &TestApp) -> PathBuf {
+    root_of(app).join("data/images")
+}
+
+pub fn database_url(app: &TestApp) -> String {
+    match &app.pg {
+        Some(pg) => pg.url.clone(),
+        None => format!("sqlite://{}/data/ipm.db?mode=rwc", root_of(app).display()),
+    }
+}
+
+pub fn objects(app: &TestApp) -> Vec<PathBuf> {
+    files_under(&storage_dir(app).join("objects"))
 }
 
 /// ipm-api's settings for `server`'s bucket.

@@ -31,10 +31,21 @@ async fn new_project(app: &TestApp) -> String {
 
 /// Opens `POST …/images` with a chunked body of `content_type` (no length: the server counts).
 async fn open_upload(app: &TestApp, project: &str, query: &str, content_type: &str) -> TcpStream {
+    open_upload_as(app, ALICE, project, query, content_type).await
+}
+
+/// `open_upload` for `user`.
+async fn open_upload_as(
+    app: &TestApp,
+    user: &str,
+    project: &str,
+    query: &str,
+    content_type: &str,
+) -> TcpStream {
     let mut s = TcpStream::connect(app.addr).await.unwrap();
     let head = format!(
         "POST /api/projects/{project}/images{query} HTTP/1.1\r\nHost: {}\r\n\
-         x-proxy-secret: {SECRET}\r\nx-user-email: {ALICE}\r\n\
+         x-proxy-secret: {SECRET}\r\nx-user-email: {user}\r\n\
          content-type: {content_type}\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n",
         app.addr
     );
@@ -179,4 +190,79 @@ async fn a_stalled_upload_is_answered_and_discarded() {
         "{:?}",
         storage_files(&app)
     );
+}
+
+/// Uploads in progress are capped per user (429) and in all (503), both with `Retry-After`;
+/// a finished or abandoned upload frees its slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_in_progress_are_capped_per_user_and_in_all() {
+    let app = spawn_with(Backend::Sqlite, |c| {
+        c.images.max_uploads = 2;
+        c.images.max_uploads_per_user = 1;
+    })
+    .await;
+    let p = new_project(&app).await;
+    // Past the sniffing window, so a held upload has begun streaming into storage.
+    let image = crate::images::png(8, 8, 10_000);
+    let tmp = app.policy_dir.parent().unwrap().join("data/images/tmp");
+    let mut held = Vec::new();
+    for user in [ALICE, ANN] {
+        let mut s = open_upload_as(&app, user, &p, "?filename=held.png", "image/png").await;
+        assert!(chunk(&mut s, &image[..5000]).await);
+        held.push(s);
+        let n = held.len();
+        // Its temporary file exists once it streams, so its slot is taken.
+        let streaming = ipm_testkit::eventually(Duration::from_secs(10), || async {
+            files_under(&tmp).len() == n
+        })
+        .await;
+        assert!(streaming.is_some(), "upload {n} streams");
+    }
+    let quick = |user: &'static str| {
+        let (app, p, image) = (&app, p.clone(), image.clone());
+        async move {
+            let r = app
+                .client
+                .post(app.url(&format!("/api/projects/{p}/images?filename=q.png")))
+                .header("x-proxy-secret", SECRET)
+                .header("x-user-email", user)
+                .header("content-type", "image/png")
+                .body(image)
+                .send()
+                .await
+                .unwrap();
+            let retry = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string());
+            (r.status().as_u16(), retry, r.text().await.unwrap())
+        }
+    };
+    let (status, retry, body) = quick(ALICE).await;
+    assert_eq!((status, retry.as_deref()), (429, Some("5")), "{body}");
+    assert!(body.contains("too_many_uploads"), "{body}");
+    let (status, retry, body) = quick(REF_USER).await;
+    assert_eq!((status, retry.as_deref()), (503, Some("5")), "{body}");
+    assert!(body.contains("server_busy"), "{body}");
+
+    // Alice's finishes: 201, and her one slot is free again.
+    let mut first = held.remove(0);
+    assert!(chunk(&mut first, &image[5000..]).await);
+    first.write_all(b"0\r\n\r\n").await.unwrap();
+    let (status, body) = answer(&mut first, Duration::from_secs(20)).await.unwrap();
+    assert_eq!(status, 201, "{body}");
+    let (status, _, body) = quick(ALICE).await;
+    assert_eq!(status, 201, "{body}");
+
+    // Ann goes away: her slot is freed when her upload's task ends.
+    drop(held);
+    let freed = ipm_testkit::eventually(Duration::from_secs(10), || async {
+        quick(ANN).await.0 == 201
+    })
+    .await;
+    assert!(freed.is_some(), "an abandoned upload frees its slot");
+    let (_, page) = app
+        .get(ALICE, &format!("/api/projects/{p}/images?limit=10"))
+        .await;
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(3), "{page}");
 }

@@ -100,6 +100,9 @@ pub(super) const IMAGES: Section = Section {
         &S3_KEY_PREFIX,
         &MAX_UPLOAD_BYTES,
         &API_UPLOAD_IDLE_TIMEOUT_SECONDS,
+        &API_MAX_CONCURRENT_UPLOADS,
+        &API_MAX_CONCURRENT_UPLOADS_PER_USER,
+        &API_DELETE_RETRY_SECONDS,
         &IMAGE_DOWNLOAD,
         &IMAGE_REDIRECT_EXPIRY_SECONDS,
         &IMAGE_ALLOW_SVG,
@@ -178,6 +181,30 @@ pub const API_UPLOAD_IDLE_TIMEOUT_SECONDS: Var<u64> = Var::new(
     Api,
     30,
     "An upload that sends nothing for this long answers 408 and is discarded (1..3600).",
+);
+
+pub const API_MAX_CONCURRENT_UPLOADS: Var<usize> = Var::new(
+    "API_MAX_CONCURRENT_UPLOADS",
+    Api,
+    32,
+    "Uploads in progress at once, all users together; one more answers 503 with Retry-After\n\
+     (1..10000).",
+);
+
+pub const API_MAX_CONCURRENT_UPLOADS_PER_USER: Var<usize> = Var::new(
+    "API_MAX_CONCURRENT_UPLOADS_PER_USER",
+    Api,
+    4,
+    "Uploads in progress at once for one user; one more answers 429 with Retry-After\n\
+     (1..API_MAX_CONCURRENT_UPLOADS).",
+);
+
+pub const API_DELETE_RETRY_SECONDS: Var<u64> = Var::new(
+    "API_DELETE_RETRY_SECONDS",
+    Api,
+    60,
+    "How often the objects of deleted images that storage refused to remove are retried, and\n\
+     once at start (1..86400).",
 );
 
 pub const IMAGE_DOWNLOAD: Var<&str> = Var::new(

@@ -18,6 +18,14 @@ use crate::images::download::{RangeRequest, range_request};
 use crate::sniff::{HeaderProbe, ImageType, sniff};
 use crate::upload::{BodyError, BodyLimits, GuardedBody};
 
+/// The cases per property: `default`, or `PROPTEST_CASES` for a longer hunt.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Bytes that often start like an image, then anything.
 fn file() -> impl Strategy<Value = Vec<u8>> {
     let magic = prop_oneof![
@@ -114,7 +122,7 @@ fn multipart_body() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 5_000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(5_000), ..ProptestConfig::default() })]
 
     #[test]
     fn sniffing_and_probing_do_not_depend_on_how_the_bytes_arrive(
@@ -161,7 +169,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(2_000), ..ProptestConfig::default() })]
 
     #[test]
     fn a_multipart_body_of_any_shape_stops_at_the_limit(

@@ -11,6 +11,14 @@ use ipm_policy::identity::{Email, MAX_EMAIL_LEN};
 use ipm_policy::routes::RouteTable;
 use proptest::prelude::*;
 
+/// The cases per property: `default`, or `PROPTEST_CASES` for a longer hunt.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 fn routes() -> &'static RouteTable {
     static ROUTES: std::sync::OnceLock<RouteTable> = std::sync::OnceLock::new();
     ROUTES.get_or_init(|| {
@@ -54,31 +62,29 @@ fn method() -> impl Strategy<Value = String> {
     ]
 }
 
-/// `path` with bytes of its segments percent-encoded where `mask` says so; slashes and the
-/// escapes already there stay as they are.
+/// `path` with characters of its segments percent-encoded (every byte of each) where `mask`
+/// says so; slashes and the escapes already there stay as they are.
 fn reencode(path: &str, mask: &[bool]) -> String {
-    let bytes = path.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b == b'%' {
-            out.extend_from_slice(&bytes[i..(i + 3).min(bytes.len())]);
-            i += 3;
-            continue;
-        }
-        if b != b'/' && mask[i % mask.len()] {
-            out.extend_from_slice(format!("%{b:02X}").as_bytes());
+    let mut out = String::new();
+    let mut chars = path.chars().enumerate();
+    while let Some((i, c)) = chars.next() {
+        if c == '%' {
+            out.push(c);
+            out.extend(chars.by_ref().take(2).map(|(_, c)| c));
+        } else if c != '/' && mask[i % mask.len()] {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
         } else {
-            out.push(b);
+            out.push(c);
         }
-        i += 1;
     }
-    String::from_utf8(out).unwrap()
+    out
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 20_000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(20_000), ..ProptestConfig::default() })]
 
     #[test]
     fn the_route_matcher_accepts_only_canonical_unambiguous_paths(

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use ipm_policy::denial::{Denial, DenialKind};
 use ipm_policy::entities::parse_id;
-use ipm_policy::groups::Groups;
 use ipm_policy::identity::Email;
 use ipm_policy::pipeline::Decision;
 use ipm_policy::request::{AuthzRequest, HeaderField};
@@ -107,8 +106,15 @@ impl std::fmt::Debug for RequestMeta {
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub user: Email,
-    pub groups: Groups,
     decision: Decision,
+}
+
+impl Caller {
+    /// The decision that let the caller in: its snapshot, groups and client context are
+    /// what a list asks about each item (`lists`).
+    pub fn decision(&self) -> &Decision {
+        &self.decision
+    }
 }
 
 /// One line in the audit log: the caller's user, then the fields and the message as
@@ -173,11 +179,7 @@ impl Access {
         let d = self.enforcer.authorize(&req, ADAPTER).await;
         let Some(denial) = d.denial else {
             return match (d.user.clone(), &d.route) {
-                (Some(user), Some(_)) => Ok(Caller {
-                    user,
-                    groups: d.groups.clone(),
-                    decision: d,
-                }),
+                (Some(user), Some(_)) => Ok(Caller { user, decision: d }),
                 // An allow always carries both; never serve without them.
                 _ => Err(ApiError::Denied(Denial::PolicyError)),
             };

@@ -10,7 +10,9 @@ use sqlx::migrate::Migrator;
 use sqlx::sqlite::SqliteConnectOptions;
 use uuid::Uuid;
 
-use crate::models::{ListQuery, NewProject, Project, ProjectChange};
+use ipm_policy::search::Set;
+
+use crate::models::{NewProject, Project, ProjectChange};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
@@ -115,46 +117,84 @@ impl Db {
             .map_err(|e| self.unavailable(e))
     }
 
-    /// Projects in `groups` with ids after `q.after`, in id order, at most `q.limit + 1`
-    /// (the extra row tells whether another page follows).
-    pub async fn list(&self, groups: &[String], q: &ListQuery) -> Result<Vec<Project>, DbError> {
-        if groups.is_empty() {
-            return Ok(Vec::new());
-        }
-        let after = q.after.unwrap_or(Uuid::nil());
-        let limit = i64::from(q.limit) + 1;
+    /// Projects with ids after `after`, in id order, at most `limit`: those in `groups`, and
+    /// those whose id is in `ids` (only in `group`, when given). A list's fetch (`lists`); the
+    /// policies have the last word on each row.
+    pub async fn list_where(
+        &self,
+        groups: &Set,
+        ids: &[Uuid],
+        group: Option<&str>,
+        after: Uuid,
+        limit: u32,
+    ) -> Result<Vec<Project>, DbError> {
+        let limit = i64::from(limit);
+        let (only, listed): (bool, Vec<String>) = match groups {
+            Set::All => (false, Vec::new()),
+            Set::Only(g) => (true, g.clone()),
+            Set::AllBut(g) => (false, g.clone()),
+        };
         let rows = match &self.pool {
-            // SQLite has no arrays: the groups travel as one JSON array.
+            // SQLite has no arrays: lists travel as JSON arrays; ids as lower-case hex.
             DbPool::Sqlite(p) => {
-                let groups = serde_json::to_string(groups).unwrap_or_default();
+                let listed = serde_json::to_string(&listed).unwrap_or_default();
+                let ids: Vec<String> = ids.iter().map(|i| hex::encode(i.as_bytes())).collect();
+                let ids = serde_json::to_string(&ids).unwrap_or_default();
                 sqlx::query_as::<_, Project>(
                     "SELECT id, name, description, meta_group_id, created_by, created_at, updated_at \
                      FROM projects \
-                     WHERE meta_group_id IN (SELECT value FROM json_each($1)) AND id > $2 \
-                     ORDER BY id LIMIT $3",
+                     WHERE id > $1 AND ($2 IS NULL OR meta_group_id = $2) \
+                       AND ((CASE WHEN $3 THEN meta_group_id IN (SELECT value FROM json_each($4)) \
+                                  ELSE meta_group_id NOT IN (SELECT value FROM json_each($4)) END) \
+                            OR lower(hex(id)) IN (SELECT value FROM json_each($5))) \
+                     ORDER BY id LIMIT $6",
                 )
-                .bind(groups)
                 .bind(after)
+                .bind(group)
+                .bind(only)
+                .bind(listed)
+                .bind(ids)
                 .bind(limit)
                 .fetch_all(p)
                 .await
             }
-            // One index range per group, each cut at the page size, then merged: the work is
-            // bounded by groups x page size, whatever the table's size or the plan PostgreSQL
-            // caches for the prepared statement.
-            DbPool::Postgres(p) => sqlx::query_as::<_, Project>(
-                "SELECT p.id, p.name, p.description, p.meta_group_id, p.created_by, \
-                        p.created_at, p.updated_at \
-                 FROM unnest($1::text[]) AS g(name) \
-                 CROSS JOIN LATERAL ( \
+            // A few groups: one index range per group, each cut at the page size, then
+            // merged, so the work is bounded by groups x page size whatever the table's size.
+            DbPool::Postgres(p) if only => sqlx::query_as::<_, Project>(
+                "SELECT * FROM ( \
+                     SELECT p.id, p.name, p.description, p.meta_group_id, p.created_by, \
+                            p.created_at, p.updated_at \
+                     FROM unnest($1::text[]) AS g(name) \
+                     CROSS JOIN LATERAL ( \
+                         SELECT id, name, description, meta_group_id, created_by, created_at, updated_at \
+                         FROM projects WHERE meta_group_id = g.name AND id > $2 \
+                         ORDER BY id LIMIT $3) AS p \
+                     UNION \
                      SELECT id, name, description, meta_group_id, created_by, created_at, updated_at \
-                     FROM projects WHERE meta_group_id = g.name AND id > $2 \
-                     ORDER BY id LIMIT $3) AS p \
-                 ORDER BY p.id LIMIT $3",
+                     FROM projects WHERE id = ANY($4) AND id > $2) AS x \
+                 WHERE ($5::text IS NULL OR meta_group_id = $5) \
+                 ORDER BY id LIMIT $3",
             )
-            .bind(groups)
+            .bind(listed)
             .bind(after)
             .bind(limit)
+            .bind(ids)
+            .bind(group)
+            .fetch_all(p)
+            .await,
+            // All groups but a few: the primary key in order, skipping those groups.
+            DbPool::Postgres(p) => sqlx::query_as::<_, Project>(
+                "SELECT id, name, description, meta_group_id, created_by, created_at, updated_at \
+                 FROM projects \
+                 WHERE id > $2 AND ($5::text IS NULL OR meta_group_id = $5) \
+                   AND (meta_group_id <> ALL($1::text[]) OR id = ANY($4)) \
+                 ORDER BY id LIMIT $3",
+            )
+            .bind(listed)
+            .bind(after)
+            .bind(limit)
+            .bind(ids)
+            .bind(group)
             .fetch_all(p)
             .await,
         };

@@ -66,6 +66,14 @@ fn unavailable(db: &Db, e: &sqlx::Error) -> DbError {
     }
 }
 
+/// Which image ids a list fetches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdFilter {
+    All,
+    Only(Vec<Uuid>),
+    AllBut(Vec<Uuid>),
+}
+
 /// Image queries on the API's database.
 #[derive(Debug, Clone)]
 pub struct ImageStore {
@@ -121,27 +129,62 @@ impl ImageStore {
         .map_err(|e| unavailable(&self.db, &e))
     }
 
-    /// A project's images with ids after `after`, in id order, at most `limit`.
-    pub async fn list(
+    /// A project's images with ids after `after`, in id order, at most `limit`, of those
+    /// `ids` admits (see `lists`; the policies have the last word on each row).
+    pub async fn list_where(
         &self,
         project: Uuid,
+        ids: &IdFilter,
         after: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<Image>, DbError> {
-        let sql = concat!(
-            "SELECT ",
-            columns!(),
-            " FROM images WHERE project_id = $1 AND id > $2 ORDER BY id LIMIT $3"
-        );
-        with_pool!(self.pool(), p => {
-            sqlx::query_as::<_, Image>(sql)
-                .bind(project)
-                .bind(after.unwrap_or(Uuid::nil()))
-                .bind(i64::from(limit))
-                .fetch_all(p)
-                .await
-        })
-        .map_err(|e| unavailable(&self.db, &e))
+        let (mode, listed) = match ids {
+            IdFilter::All => (0i32, Vec::new()),
+            IdFilter::Only(v) => (1, v.clone()),
+            IdFilter::AllBut(v) => (2, v.clone()),
+        };
+        let after = after.unwrap_or(Uuid::nil());
+        let limit = i64::from(limit);
+        let rows = match self.pool() {
+            // SQLite has no arrays: the ids travel as a JSON array of lower-case hex.
+            DbPool::Sqlite(p) => {
+                let hexed: Vec<String> = listed.iter().map(|i| hex::encode(i.as_bytes())).collect();
+                let sql = concat!(
+                    "SELECT ",
+                    columns!(),
+                    " FROM images WHERE project_id = $1 AND id > $2 AND CASE $3 \
+                      WHEN 1 THEN lower(hex(id)) IN (SELECT value FROM json_each($4)) \
+                      WHEN 2 THEN lower(hex(id)) NOT IN (SELECT value FROM json_each($4)) \
+                      ELSE 1 END ORDER BY id LIMIT $5"
+                );
+                sqlx::query_as::<_, Image>(sql)
+                    .bind(project)
+                    .bind(after)
+                    .bind(mode)
+                    .bind(serde_json::to_string(&hexed).unwrap_or_default())
+                    .bind(limit)
+                    .fetch_all(p)
+                    .await
+            }
+            DbPool::Postgres(p) => {
+                let sql = concat!(
+                    "SELECT ",
+                    columns!(),
+                    " FROM images WHERE project_id = $1 AND id > $2 AND CASE $3 \
+                      WHEN 1 THEN id = ANY($4) WHEN 2 THEN id <> ALL($4) ELSE true END \
+                      ORDER BY id LIMIT $5"
+                );
+                sqlx::query_as::<_, Image>(sql)
+                    .bind(project)
+                    .bind(after)
+                    .bind(mode)
+                    .bind(listed)
+                    .bind(limit)
+                    .fetch_all(p)
+                    .await
+            }
+        };
+        rows.map_err(|e| unavailable(&self.db, &e))
     }
 
     /// Deletes the row, queueing its object for removal in the same statement. `Ok(None)`

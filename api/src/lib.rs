@@ -8,6 +8,7 @@
 //! - Handlers act on `state`, what they all share: `projects`; `images` (`handlers` for list,
 //!   metadata and delete, `upload`, `download`); `handlers` for JSON bodies and the service
 //!   routes. All answer through `reply`: JSON, errors, path ids, query structs, pagination.
+//! - `lists` make every list show exactly what its item route allows.
 //! - `access` is the enforcement point, `csrf` refuses what another site makes a browser send,
 //!   `error` is the one map from failures to statuses.
 //! - `models` hold project data and `db` stores it; `image_store` stores image rows.
@@ -35,6 +36,7 @@ mod handlers;
 pub mod image_config;
 pub mod image_store;
 mod images;
+mod lists;
 pub mod models;
 mod openapi;
 mod projects;

@@ -54,17 +54,16 @@ fn project_db_error(e: DbError) -> ApiError {
     }
 }
 
-/// `GET /api/projects`: the caller's groups' projects, in creation order.
+/// `GET /api/projects`: the projects the caller may read (as `GET /api/projects/{id}` would
+/// answer), in creation order (`lists`).
 pub async fn list_projects(meta: RequestMeta, s: ApiState) -> Reply {
     respond(
         async {
             let caller = s.access.authorize(&meta).await?;
             let q = parse_list_query(meta.query())?;
-            let groups: Vec<String> = match &q.group {
-                Some(g) => caller.groups.iter().filter(|x| *x == g).cloned().collect(),
-                None => caller.groups.to_vec(),
-            };
-            let mut items = s.db.list(&groups, &q).await.map_err(project_db_error)?;
+            let mut items = crate::lists::projects(&s, caller.decision(), &q)
+                .await
+                .map_err(project_db_error)?;
             let next_cursor = cut_page(&mut items, q.limit, |p| p.id);
             Ok(json(StatusCode::OK, &ProjectPage { items, next_cursor }))
         }

@@ -248,6 +248,38 @@ impl Decision {
         Some(self.follow_up(basis, asked, entities))
     }
 
+    /// Asks `action` on `resource_type::id` with `entities`, as a `GET` of `path`, on this
+    /// decision's snapshot, groups and client context (what a list asks about each item).
+    pub(crate) fn ask(
+        &self,
+        action: String,
+        resource_type: &str,
+        id: &str,
+        path: String,
+        entities: Vec<Entity>,
+    ) -> Option<Decision> {
+        let basis = self.basis.as_ref()?;
+        let route = RouteMatch {
+            action,
+            resource_type: resource_type.to_string(),
+            resource_id: id.to_string(),
+            pattern: basis.prepared.route.pattern.clone(),
+            path: path.clone(),
+        };
+        let prepared = Prepared {
+            route,
+            method: "GET".to_string(),
+            path,
+            ..basis.prepared.clone()
+        };
+        Some(conclude(
+            prepared,
+            self.groups.clone(),
+            entities,
+            |_, _, _| {},
+        ))
+    }
+
     fn follow_up(&self, basis: &Basis, route: RouteMatch, entities: Vec<Entity>) -> Decision {
         let prepared = Prepared {
             route,

@@ -169,6 +169,33 @@ impl RouteTable {
         self.visibility.get(resource_type).map(String::as_str)
     }
 
+    /// The canonical path of the item route for `id` of `resource_type`: the `GET` route whose
+    /// action is the type's `[visibility]` action and whose resource is `{capture}` alone
+    /// (`/api/projects/{id}`). What a list asks about each item, it asks with this path.
+    pub fn item_path(&self, resource_type: &str, id: &str) -> Option<String> {
+        let action = self.visibility(resource_type)?;
+        let route = self.routes.iter().find(|r| {
+            r.methods.contains("GET")
+                && r.spec.action == action
+                && r.spec.resource.entity_type == resource_type
+                && matches!(r.id_template.as_slice(), [IdPart::Capture(_)])
+                && r.segments
+                    .iter()
+                    .filter(|s| matches!(s, Segment::Capture(_)))
+                    .count()
+                    == 1
+        })?;
+        let segments: Vec<String> = route
+            .segments
+            .iter()
+            .map(|s| match s {
+                Segment::Literal(l) => l.clone(),
+                Segment::Capture(_) => id.to_string(),
+            })
+            .collect();
+        Some(canonical_path(&segments))
+    }
+
     /// The `target` of the route a match came from.
     pub fn target_of(&self, m: &RouteMatch) -> Option<&TargetSpec> {
         self.routes

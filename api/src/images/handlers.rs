@@ -4,7 +4,9 @@
 use serde::Deserialize;
 use warp::http::StatusCode;
 
-use super::{existing_project, image_row};
+use ipm_policy::ImageParent;
+
+use super::image_row;
 use crate::access::{RequestMeta, audit};
 use crate::error::ApiError;
 use crate::image_store::ImagePage;
@@ -21,21 +23,34 @@ struct ListParams {
     cursor: Option<String>,
 }
 
-/// `GET /api/projects/{id}/images`: one page, oldest first.
+/// `GET /api/projects/{id}/images`: one page, oldest first, of the images the caller may
+/// read (as `GET /api/images/{id}` would answer; `lists`).
 pub(super) async fn list_images(project: String, meta: RequestMeta, s: ApiState) -> Reply {
     respond(
         async {
-            s.access.authorize(&meta).await?;
+            let caller = s.access.authorize(&meta).await?;
             let project = path_id(&project)?;
             let params: ListParams = parse_query(meta.query())?;
             let page = PageRequest::parse(params.limit.as_deref(), params.cursor.as_deref())?;
-            existing_project(&s, project).await?;
-            let mut items = s
-                .images
-                .store
-                .list(project, page.after, page.limit + 1)
-                .await
-                .map_err(db_error)?;
+            let group = match s.db.get(project).await {
+                Ok(Some(p)) => p.meta_group_id,
+                Ok(None) => return Err(ApiError::ProjectNotFound),
+                Err(e) => return Err(db_error(e)),
+            };
+            let parent = ImageParent {
+                project: project.to_string(),
+                group: group.into(),
+            };
+            let mut items = crate::lists::images(
+                &s,
+                caller.decision(),
+                &parent,
+                project,
+                page.after,
+                page.limit,
+            )
+            .await
+            .map_err(db_error)?;
             let next_cursor = cut_page(&mut items, page.limit, |i| i.id);
             Ok(json(StatusCode::OK, &ImagePage { items, next_cursor }))
         }

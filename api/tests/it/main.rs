@@ -10,6 +10,7 @@ mod directory;
 mod images;
 mod input;
 mod isolation;
+mod lists;
 mod openapi;
 mod outage;
 mod pagination;

@@ -78,6 +78,8 @@ pub struct PolicySnapshot {
     pub action_entities: Entities,
     /// The policies grouped by the actions they can apply to.
     pub index: PolicyIndex,
+    /// What the policies name, for lists that follow them (`search`).
+    pub literals: crate::search::Literals,
 }
 
 /// The hash that identifies a set of source files.
@@ -260,6 +262,7 @@ impl PolicySnapshot {
         match (schema, routes) {
             (Some(schema), Some(routes)) if problems.is_empty() => Ok(Self {
                 index: PolicyIndex::new(&policies, &action_entities),
+                literals: crate::search::Literals::of(&policies),
                 action_entities,
                 policies,
                 schema,
@@ -286,6 +289,7 @@ impl PolicySnapshot {
     pub fn with_policies(&self, policies: PolicySet) -> Self {
         Self {
             index: PolicyIndex::new(&policies, &self.action_entities),
+            literals: crate::search::Literals::of(&policies),
             policies,
             schema: self.schema.clone(),
             routes: self.routes.clone(),

@@ -1,0 +1,157 @@
+//! Lists that follow the policies: which items of a type a caller may read through the item
+//! route, as a filter a database can apply, and the item route's question itself, which a
+//! list asks about every row it returns as the last word.
+//!
+//! The filter is a partial evaluation over the few things a decision about an item can depend
+//! on. For one caller and one action, Cedar tells one project from another only by its id
+//! where a policy names it (`Project::"…"`), by its group, or through `context.path`, which
+//! holds the id. So unless a policy reads the path, every project no policy names is decided
+//! alike within its group, and groups are decided alike unless the caller is in them or a
+//! policy names them. One stand-in per class, asked on the caller's decision (same snapshot,
+//! groups and client context), gives the groups to fetch; named ids are fetched whatever
+//! their group and decided row by row. Images in one project are decided alike unless a
+//! policy names them. A policy that reads the path makes the filter fetch everything.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use cedar_policy::{Entity, PolicySet};
+
+use crate::entities::{ImageParent, image_entities, project_entities};
+use crate::pipeline::Decision;
+
+/// What the policies name, per entity type, and whether any reads `context.path`.
+#[derive(Debug, Clone, Default)]
+pub struct Literals {
+    ids: BTreeMap<String, BTreeSet<String>>,
+    reads_path: bool,
+}
+
+impl Literals {
+    /// Collects the entity ids every policy names and whether any mentions `path`.
+    pub fn of(policies: &PolicySet) -> Self {
+        let mut out = Self::default();
+        for policy in policies.policies() {
+            for uid in policy.entity_literals() {
+                out.ids
+                    .entry(uid.type_name().to_string())
+                    .or_default()
+                    .insert(uid.id().unescaped().to_string());
+            }
+            // Conservative: any mention of `path` (even in a string) counts.
+            if !out.reads_path {
+                let json = policy.to_json().map(|j| j.to_string()).unwrap_or_default();
+                out.reads_path = json.is_empty() || json.contains("\"path\"");
+            }
+        }
+        out
+    }
+
+    fn named(&self, entity_type: &str) -> impl Iterator<Item = &String> {
+        self.ids.get(entity_type).into_iter().flatten()
+    }
+}
+
+/// Which values of a column a list fetches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Set {
+    All,
+    Only(Vec<String>),
+    AllBut(Vec<String>),
+}
+
+impl Set {
+    pub fn contains(&self, value: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Only(v) => v.iter().any(|x| x == value),
+            Self::AllBut(v) => !v.iter().any(|x| x == value),
+        }
+    }
+}
+
+/// The projects a list fetches: those in `groups`, and those with one of `ids` whatever
+/// their group. Every fetched row is still asked [`Decision::item`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectFilter {
+    pub groups: Set,
+    pub ids: Vec<String>,
+}
+
+/// An id no policy names, for a stand-in.
+fn unnamed(named: &BTreeSet<&String>, make: impl Fn(u32) -> String) -> String {
+    (0..)
+        .map(make)
+        .find(|c| !named.contains(c))
+        .unwrap_or_default()
+}
+
+impl Decision {
+    /// The item route's question about one item: the type's `[visibility]` action on
+    /// `resource_type::id` with `entities`, on this decision's snapshot, groups and client
+    /// context, with the item route's method and path. `None` when the routes declare no
+    /// visibility action or item route for the type, or this decision has no basis.
+    pub fn item(&self, resource_type: &str, id: &str, entities: Vec<Entity>) -> Option<Decision> {
+        let snapshot = self.snapshot()?;
+        let action = snapshot.routes.visibility(resource_type)?.to_string();
+        let path = snapshot.routes.item_path(resource_type, id)?;
+        self.ask(action, resource_type, id, path, entities)
+    }
+
+    fn item_allowed(&self, resource_type: &str, id: &str, entities: Option<Vec<Entity>>) -> bool {
+        entities
+            .and_then(|e| self.item(resource_type, id, e))
+            .is_some_and(|d| d.is_allowed())
+    }
+
+    /// The projects the caller may read, as a filter (see the module). `None` when the
+    /// question cannot be asked (see [`Decision::item`]): fetch nothing.
+    pub fn project_filter(&self) -> Option<ProjectFilter> {
+        let snapshot = self.snapshot()?;
+        snapshot.routes.item_path("Project", "x")?;
+        let lits = &snapshot.literals;
+        let ids: Vec<String> = lits.named("Project").cloned().collect();
+        if lits.reads_path {
+            return Some(ProjectFilter {
+                groups: Set::All,
+                ids,
+            });
+        }
+        let named_ids: BTreeSet<&String> = ids.iter().collect();
+        let probe = unnamed(&named_ids, |n| format!("00000000-0000-7000-8000-{n:012x}"));
+        let mut classes: BTreeSet<&String> = lits.named("Group").collect();
+        classes.extend(self.groups.iter());
+        let other = unnamed(&classes, |n| format!("ipm-unnamed-group-{n}"));
+        let allowed =
+            |g: &str| self.item_allowed("Project", &probe, project_entities(&probe, g).ok());
+        let (yes, no): (Vec<String>, Vec<String>) =
+            classes.into_iter().cloned().partition(|g| allowed(g));
+        let groups = if allowed(&other) {
+            Set::AllBut(no)
+        } else {
+            Set::Only(yes)
+        };
+        Some(ProjectFilter { groups, ids })
+    }
+
+    /// The images of one project (in `parent.group`) the caller may read, as ids to fetch.
+    /// Every fetched row is still asked [`Decision::item`]. `None` as for
+    /// [`Decision::project_filter`].
+    pub fn image_filter(&self, parent: &ImageParent) -> Option<Set> {
+        let snapshot = self.snapshot()?;
+        snapshot.routes.item_path("Image", "x")?;
+        let lits = &snapshot.literals;
+        if lits.reads_path {
+            return Some(Set::All);
+        }
+        let named: BTreeSet<&String> = lits.named("Image").collect();
+        let allowed = |id: &str| self.item_allowed("Image", id, image_entities(id, parent).ok());
+        let probe = unnamed(&named, |n| format!("00000000-0000-7000-8000-{n:012x}"));
+        let (yes, no): (Vec<String>, Vec<String>) =
+            named.into_iter().cloned().partition(|id| allowed(id));
+        Some(if allowed(&probe) {
+            Set::AllBut(no)
+        } else {
+            Set::Only(yes)
+        })
+    }
+}

@@ -1,5 +1,7 @@
 //! `GET /api/projects` latency with 100k projects across 1k groups in PostgreSQL, for a user
-//! in 10 groups; `/healthz` on the same server in the same run is the baseline.
+//! in 10 groups and for an admin (who may read every project), with the shipped policies and
+//! then with 1,000 per-project policies added; `/healthz` on the same server in the same run
+//! is the baseline.
 //!
 //! `cargo bench -p ipm-api --bench api_list` (or `benches/api_list.sh`). Needs PostgreSQL at
 //! `TEST_PG_ADMIN_URL` [postgres://postgres@127.0.0.1:5432/postgres] (says so and does nothing
@@ -15,12 +17,16 @@ use sqlx::Connection;
 
 const SECRET: &str = "bench-secret-0123456789abcdef0123456789";
 const USER: &str = "ten@example.com";
+const ADMIN: &str = "admin@example.com";
+/// Per-project policies in the second round.
+const PER_PROJECT: usize = 1_000;
 const PROJECTS: usize = 100_000;
 const GROUPS: usize = 1_000;
 const USER_GROUPS: usize = 10;
 
-/// 100 projects per group, ids in creation order, inserted 10k at a time.
-async fn seed(url: &str) {
+/// 100 projects per group, ids in creation order, inserted 10k at a time; returns the ids.
+async fn seed(url: &str) -> Vec<uuid::Uuid> {
+    let mut all = Vec::with_capacity(PROJECTS);
     let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
     let now = time::OffsetDateTime::now_utc();
     for chunk in 0..PROJECTS / 10_000 {
@@ -43,11 +49,13 @@ async fn seed(url: &str) {
         .execute(&mut conn)
         .await
         .unwrap();
+        all.extend(ids);
     }
     sqlx::raw_sql("ANALYZE projects")
         .execute(&mut conn)
         .await
         .unwrap();
+    all
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -61,13 +69,13 @@ struct Stats {
     max: Duration,
 }
 
-async fn measure(client: &reqwest::Client, url: &str, auth: bool, n: usize) -> Stats {
+async fn measure(client: &reqwest::Client, url: &str, user: Option<&str>, n: usize) -> Stats {
     let send = || {
         let mut r = client.get(url);
-        if auth {
+        if let Some(user) = user {
             r = r
                 .header("x-proxy-secret", SECRET)
-                .header("x-user-email", USER);
+                .header("x-user-email", user);
         }
         r.send()
     };
@@ -123,6 +131,7 @@ async fn run(url: String, requests: usize) {
         };
         groups.push_str(&format!("g{g} = {members}\n"));
     }
+    groups.push_str(&format!("admins = [\"{ADMIN}\"]\n"));
     let groups_file = policy_dir.join("groups.toml");
     std::fs::write(&groups_file, groups).unwrap();
 
@@ -132,7 +141,7 @@ async fn run(url: String, requests: usize) {
     config.db_max_connections = 10;
     let handle = ipm_api::server::run(config).await.unwrap();
     let started = Instant::now();
-    seed(&url).await;
+    let ids = seed(&url).await;
     eprintln!(
         "seeded {PROJECTS} projects in {GROUPS} groups in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -140,75 +149,119 @@ async fn run(url: String, requests: usize) {
     let addr = handle.tcp_addr().unwrap();
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
 
-    // Where a later page starts: the cursor after the first 500 of the user's 1000 projects.
-    let first: serde_json::Value = client
-        .get(format!("http://{addr}/api/projects?limit=200"))
-        .header("x-proxy-secret", SECRET)
-        .header("x-user-email", USER)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(first["items"].as_array().unwrap().len(), 200);
-    let mut cursor = first["next_cursor"].as_str().unwrap().to_string();
-    for _ in 0..2 {
-        let page: serde_json::Value = client
-            .get(format!(
-                "http://{addr}/api/projects?limit=150&cursor={cursor}"
-            ))
-            .header("x-proxy-secret", SECRET)
-            .header("x-user-email", USER)
+    eprintln!(
+        "\n{requests} sequential requests each, after 200 warm-up; PostgreSQL, {PROJECTS} projects, {USER} in {USER_GROUPS} of {GROUPS} groups, {ADMIN} in admins\n"
+    );
+    eprintln!(
+        "{:<58} {:>10} {:>10} {:>10} {:>8}",
+        "request", "p50", "p99", "max", "p50/base"
+    );
+    let base = measure(&client, &format!("http://{addr}/healthz"), None, requests).await;
+    report(
+        "GET /healthz (baseline: no auth, no database)",
+        &base,
+        &base,
+    );
+    round(
+        &client,
+        &addr.to_string(),
+        requests,
+        &base,
+        "shipped policies",
+    )
+    .await;
+
+    // Every 100th project gets its own policy: hidden from everyone but admins.
+    let mut text = String::new();
+    for (n, id) in ids.iter().step_by(PROJECTS / PER_PROJECT).enumerate() {
+        text.push_str(&format!(
+            "@id(\"hide-{n}\")\nforbid (principal, action == Action::\"ReadProject\", resource == Project::\"{id}\") unless {{ principal in Group::\"admins\" }};\n"
+        ));
+    }
+    std::fs::write(policy_dir.join("per-project.cedar"), text).unwrap();
+    handle.reload_now();
+    let want =
+        ipm_policy::snapshot::hash_sources(&ipm_policy::snapshot::read_dir(&policy_dir).unwrap());
+    let ready = ipm_testkit::eventually(Duration::from_secs(30), || async {
+        let v: serde_json::Value = client
+            .get(format!("http://{addr}/readyz"))
             .send()
             .await
             .unwrap()
             .json()
             .await
             .unwrap();
+        v["policies"]["hash"] == want.as_str()
+    })
+    .await;
+    assert!(ready.is_some(), "the per-project policies load");
+    round(
+        &client,
+        &addr.to_string(),
+        requests,
+        &base,
+        &format!("+{PER_PROJECT} per-project policies"),
+    )
+    .await;
+    handle.shutdown().await;
+}
+
+fn report(label: &str, s: &Stats, base: &Stats) {
+    eprintln!(
+        "{label:<58} {:>10} {:>10} {:>10} {:>7.1}x",
+        ms(s.p50),
+        ms(s.p99),
+        ms(s.max),
+        s.p50.as_secs_f64() / base.p50.as_secs_f64()
+    );
+}
+
+/// The cursor after the first 500 projects `user` sees.
+async fn deep_cursor(client: &reqwest::Client, addr: &str, user: &str) -> String {
+    let mut cursor = String::new();
+    for _ in 0..5 {
+        let after = if cursor.is_empty() {
+            String::new()
+        } else {
+            format!("&cursor={cursor}")
+        };
+        let page: serde_json::Value = client
+            .get(format!("http://{addr}/api/projects?limit=100{after}"))
+            .header("x-proxy-secret", SECRET)
+            .header("x-user-email", user)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(page["items"].as_array().unwrap().len(), 100, "{user}");
         cursor = page["next_cursor"].as_str().unwrap().to_string();
     }
+    cursor
+}
 
-    let cases = [
-        (
-            "GET /healthz (baseline: no auth, no database)",
-            format!("http://{addr}/healthz"),
-            false,
-        ),
-        (
-            "GET /api/projects (first page, 50)",
-            format!("http://{addr}/api/projects"),
-            true,
-        ),
-        (
-            "GET /api/projects?cursor=… (page after 500, 50)",
-            format!("http://{addr}/api/projects?cursor={cursor}"),
-            true,
-        ),
-        (
-            "GET /api/projects?limit=200",
-            format!("http://{addr}/api/projects?limit=200"),
-            true,
-        ),
-    ];
-    let mut baseline = None;
-    eprintln!(
-        "\n{requests} sequential requests each, after 200 warm-up; PostgreSQL, {PROJECTS} projects, user in {USER_GROUPS} of {GROUPS} groups\n"
-    );
-    eprintln!(
-        "{:<50} {:>10} {:>10} {:>10} {:>8}",
-        "request", "p50", "p99", "max", "p50/base"
-    );
-    for (label, url, auth) in &cases {
-        let s = measure(&client, url, *auth, requests).await;
-        let base = *baseline.get_or_insert(s.p50);
-        eprintln!(
-            "{label:<50} {:>10} {:>10} {:>10} {:>7.1}x",
-            ms(s.p50),
-            ms(s.p99),
-            ms(s.max),
-            s.p50.as_secs_f64() / base.as_secs_f64()
-        );
+/// The first page and a page after 500, for the user in 10 groups and for the admin.
+async fn round(
+    client: &reqwest::Client,
+    addr: &str,
+    requests: usize,
+    base: &Stats,
+    policies: &str,
+) {
+    for user in [USER, ADMIN] {
+        let deep = deep_cursor(client, addr, user).await;
+        let cases = [
+            ("first page, 50", format!("http://{addr}/api/projects")),
+            (
+                "page after 500, 50",
+                format!("http://{addr}/api/projects?cursor={deep}"),
+            ),
+        ];
+        for (what, url) in cases {
+            let s = measure(client, &url, Some(user), requests).await;
+            let who = if user == ADMIN { "admin" } else { "10 groups" };
+            report(&format!("{who}, {what} ({policies})"), &s, base);
+        }
     }
-    handle.shutdown().await;
 }

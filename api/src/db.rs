@@ -10,7 +10,7 @@ use sqlx::migrate::Migrator;
 use sqlx::sqlite::SqliteConnectOptions;
 use uuid::Uuid;
 
-use ipm_policy::search::Set;
+use ipm_policy::visible::Set;
 
 use crate::models::{NewProject, Project, ProjectChange};
 

@@ -1,5 +1,5 @@
 //! Lists that follow the policies. A list fetches what the caller's decision says may be
-//! visible (`ipm_policy::search`: the policies turned into a filter the database applies),
+//! visible (`ipm_policy::visible`: the policies turned into a filter the database applies),
 //! asks the item route's own question about every row it fetched, and keeps only the rows
 //! allowed, so a list shows exactly what its item route would: the same policies, entities
 //! and snapshot. Pages are keyset pages cut after `limit` visible rows; the cursor is the last
@@ -7,7 +7,7 @@
 
 use ipm_policy::Decision;
 use ipm_policy::entities::{ImageParent, image_entities, parse_id, project_entities};
-use ipm_policy::search::Set;
+use ipm_policy::visible::Set;
 use uuid::Uuid;
 
 use crate::db::DbError;

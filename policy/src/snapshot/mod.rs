@@ -78,8 +78,8 @@ pub struct PolicySnapshot {
     pub action_entities: Entities,
     /// The policies grouped by the actions they can apply to.
     pub index: PolicyIndex,
-    /// What the policies name, for lists that follow them (`search`).
-    pub literals: crate::search::Literals,
+    /// What the policies name, for lists that follow them (`visible`).
+    pub literals: crate::visible::Literals,
 }
 
 /// The hash that identifies a set of source files.
@@ -262,7 +262,7 @@ impl PolicySnapshot {
         match (schema, routes) {
             (Some(schema), Some(routes)) if problems.is_empty() => Ok(Self {
                 index: PolicyIndex::new(&policies, &action_entities),
-                literals: crate::search::Literals::of(&policies),
+                literals: crate::visible::Literals::of(&policies),
                 action_entities,
                 policies,
                 schema,
@@ -289,7 +289,7 @@ impl PolicySnapshot {
     pub fn with_policies(&self, policies: PolicySet) -> Self {
         Self {
             index: PolicyIndex::new(&policies, &self.action_entities),
-            literals: crate::search::Literals::of(&policies),
+            literals: crate::visible::Literals::of(&policies),
             policies,
             schema: self.schema.clone(),
             routes: self.routes.clone(),

@@ -180,10 +180,12 @@ pub(crate) fn entities_for<'s>(
     }
     let taken: Vec<EntityUid> = add.iter().map(Entity::uid).collect();
     add.extend(extra.iter().filter(|e| !taken.contains(&e.uid())).cloned());
+    // Each carried entity was checked against the schema as it was parsed; `extra` is built
+    // from typed data, as the routed decision builds its entities, so not checked again.
     snapshot
         .entities
         .clone()
-        .upsert_entities(add, Some(&snapshot.schema))
+        .upsert_entities(add, None)
         .map(Cow::Owned)
         .map_err(|e| error_chain(&e))
 }

@@ -125,17 +125,25 @@ fn bad_request(message: String, id: Option<HeaderValue>) -> Response<Bytes> {
 }
 
 /// The request body, read up to [`MAX_BODY`] bytes whatever its framing; `Err` with the
-/// message to send when it is longer or cannot be read.
-pub type Body = Result<Vec<u8>, String>;
+/// status and message to send when it is longer (413) or cannot be read (400).
+pub type Body = Result<Vec<u8>, (StatusCode, String)>;
 
 async fn read_body(
     mut stream: impl futures_util::Stream<Item = Result<impl Buf, warp::Error>> + Unpin,
 ) -> Body {
     let mut out = Vec::new();
     while let Some(chunk) = stream.next().await {
-        let mut chunk = chunk.map_err(|e| format!("cannot read the body: {e}"))?;
+        let mut chunk = chunk.map_err(|e| {
+            (
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the body: {e}"),
+            )
+        })?;
         if (out.len() + chunk.remaining()) as u64 > MAX_BODY {
-            return Err(format!("the body is larger than {MAX_BODY} bytes"));
+            return Err((
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body is larger than {MAX_BODY} bytes"),
+            ));
         }
         while chunk.has_remaining() {
             let part = chunk.chunk();
@@ -168,10 +176,15 @@ fn admit(
         }
         return Err(Box::new(r));
     }
-    let body = body.as_deref().map_err(|m| {
+    let body = body.as_deref().map_err(|(status, m)| {
+        let error = if *status == StatusCode::PAYLOAD_TOO_LARGE {
+            "payload_too_large"
+        } else {
+            "bad_request"
+        };
         Box::new(reply(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &json!({ "error": "payload_too_large", "message": m }),
+            *status,
+            &json!({ "error": error, "message": m }),
             request_id(headers),
         ))
     })?;

@@ -8,13 +8,15 @@ use std::time::Duration;
 
 use ipm_policy::secret::Secret;
 use ipm_runtime::config::spec::{
-    AUTHZ_CLIENT_IP_HEADER, AUTHZ_ENTITY_CACHE_TTL_MS, AUTHZ_GROUPS_HEADER_MAX, AUTHZ_GRPC_LISTEN,
-    AUTHZ_LISTEN, AUTHZ_POLICY_POLL_SECONDS, DATABASE_URL, GROUPS_FILE, POLICY_DIR,
-    POLICY_SHADOW_DIR, X_PROXY_SECRET_HEADER, X_USER_ID_HEADER,
+    AUTHZ_ADMIN_LISTEN, AUTHZ_AUTHZEN_LISTEN, AUTHZ_AUTHZEN_PDP_URL, AUTHZ_AUTHZEN_TOKEN,
+    AUTHZ_AUTHZEN_TOKEN_FILE, AUTHZ_CLIENT_IP_HEADER, AUTHZ_ENTITY_CACHE_TTL_MS,
+    AUTHZ_GROUPS_HEADER_MAX, AUTHZ_GRPC_LISTEN, AUTHZ_LISTEN, AUTHZ_POLICY_POLL_SECONDS,
+    DATABASE_URL, GROUPS_FILE, POLICY_DIR, POLICY_SHADOW_DIR, X_PROXY_SECRET_HEADER,
+    X_USER_ID_HEADER,
 };
 use ipm_runtime::config::{
-    ConfigError, DirectoryConfig, Env, ListenAddr, Program, SecretConfig, environment,
-    identity_header_names, log_file, reject_unknown,
+    ConfigError, DirectoryConfig, Env, ListenAddr, Program, SecretConfig, check_secret_strength,
+    environment, identity_header_names, log_file, reject_unknown,
 };
 
 /// authz's settings. Each field names its variable; the defaults and documentation are in
@@ -54,6 +56,97 @@ pub struct Config {
     pub database_url: Option<String>,
     /// [`AUTHZ_ENTITY_CACHE_TTL_MS`]: how long a project's group is remembered; 0 disables.
     pub entity_cache_ttl: Duration,
+    /// The AuthZEN endpoint: where, and how callers authenticate.
+    pub authzen: AuthzenConfig,
+}
+
+/// Where the AuthZEN endpoint is served ([`AUTHZ_AUTHZEN_LISTEN`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthzenListen {
+    /// On `AUTHZ_LISTEN`, beside `/auth` (the default).
+    Main,
+    Off,
+    /// On its own listener.
+    Own(ListenAddr),
+}
+
+/// The AuthZEN endpoint's settings.
+#[derive(Clone)]
+pub struct AuthzenConfig {
+    /// [`AUTHZ_AUTHZEN_LISTEN`]
+    pub listen: AuthzenListen,
+    /// [`AUTHZ_AUTHZEN_TOKEN`] or `AUTHZ_AUTHZEN_TOKEN_FILE`: the bearer token callers send;
+    /// `None`: they send the proxy's shared secret instead.
+    pub token: Option<Secret>,
+    /// [`AUTHZ_AUTHZEN_PDP_URL`], without a trailing `/`; `None`: from the request's `Host`.
+    pub pdp_url: Option<String>,
+}
+
+impl std::fmt::Debug for AuthzenConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthzenConfig")
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .field("pdp_url", &self.pdp_url)
+            .finish()
+    }
+}
+
+impl Default for AuthzenConfig {
+    fn default() -> Self {
+        Self {
+            listen: AuthzenListen::Main,
+            token: None,
+            pdp_url: None,
+        }
+    }
+}
+
+impl AuthzenConfig {
+    /// Reads the AuthZEN variables; its own listener must not take an address already taken.
+    fn from_map(
+        env: &Env,
+        debug: bool,
+        taken: &[(&'static str, &ListenAddr)],
+    ) -> Result<Self, ConfigError> {
+        let listen = match AUTHZ_AUTHZEN_LISTEN.choice(env).as_str() {
+            "main" => AuthzenListen::Main,
+            "off" => AuthzenListen::Off,
+            _ => {
+                let addr = AUTHZ_AUTHZEN_LISTEN.listen(env)?;
+                let ephemeral = matches!(&addr, ListenAddr::Tcp(a) if a.port() == 0);
+                if let Some((var, _)) = taken.iter().find(|(_, t)| **t == addr && !ephemeral) {
+                    return Err(AUTHZ_AUTHZEN_LISTEN.invalid(format!(
+                        "`{addr}` is also {var} (use `main` to serve it there)"
+                    )));
+                }
+                AuthzenListen::Own(addr)
+            }
+        };
+        let token = AUTHZ_AUTHZEN_TOKEN.secret_value(env, &AUTHZ_AUTHZEN_TOKEN_FILE)?;
+        if let Some(t) = &token {
+            check_secret_strength(t, AUTHZ_AUTHZEN_TOKEN.name, debug)?;
+        }
+        let pdp_url = match AUTHZ_AUTHZEN_PDP_URL.raw(env) {
+            None => None,
+            Some(url) => {
+                let ok = (url.starts_with("https://") || url.starts_with("http://"))
+                    && !url.contains(['?', '#'])
+                    && !url.chars().any(|c| c.is_whitespace() || c.is_control());
+                if !ok {
+                    return Err(AUTHZ_AUTHZEN_PDP_URL.invalid(format!(
+                        "`{url}` is not an http(s) URL without query or fragment"
+                    )));
+                }
+                Some(url.trim_end_matches('/').to_string())
+            }
+        };
+        Ok(Self {
+            listen,
+            token,
+            pdp_url,
+        })
+    }
 }
 
 impl std::fmt::Debug for Config {
@@ -69,6 +162,7 @@ impl std::fmt::Debug for Config {
             .field("grpc_listen", &self.grpc_listen)
             .field("log_file", &self.log_file)
             .field("directory", &self.directory)
+            .field("authzen", &self.authzen)
             .finish_non_exhaustive()
     }
 }
@@ -110,6 +204,13 @@ impl Config {
         let mut taken = vec![(AUTHZ_LISTEN.name, &listen)];
         taken.extend(grpc_listen.iter().map(|g| (AUTHZ_GRPC_LISTEN.name, g)));
         let directory = DirectoryConfig::from_map(env, secrets.debug, &taken)?;
+        taken.extend(
+            directory
+                .admin_listen
+                .iter()
+                .map(|a| (AUTHZ_ADMIN_LISTEN.name, a)),
+        );
+        let authzen = AuthzenConfig::from_map(env, secrets.debug, &taken)?;
         let entity_cache_ttl = AUTHZ_ENTITY_CACHE_TTL_MS.get(env)?;
         Ok(Self {
             secrets,
@@ -128,6 +229,7 @@ impl Config {
             // Not the spec's default, which is the API's own database: unset, authz reads none.
             database_url: DATABASE_URL.raw(env).map(str::to_string),
             entity_cache_ttl: Duration::from_millis(entity_cache_ttl),
+            authzen,
         })
     }
 
@@ -156,6 +258,7 @@ impl Config {
             directory: DirectoryConfig::default(),
             database_url: None,
             entity_cache_ttl: Duration::from_millis(AUTHZ_ENTITY_CACHE_TTL_MS.default),
+            authzen: AuthzenConfig::default(),
         }
     }
 }
@@ -271,6 +374,75 @@ mod tests {
             "unix:/run/a.sock".parse(),
             Ok(ListenAddr::Unix("/run/a.sock".into()))
         );
+    }
+
+    #[test]
+    fn authzen_settings_are_read_and_refusals_name_the_variable() {
+        let c = Config::from_map(&env(&[("PROXY_SHARED_SECRET", GOOD)]))
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(c.authzen.listen, AuthzenListen::Main);
+        assert!(c.authzen.token.is_none() && c.authzen.pdp_url.is_none());
+        let c = Config::from_map(&env(&[
+            ("PROXY_SHARED_SECRET", GOOD),
+            ("AUTHZ_AUTHZEN_LISTEN", "127.0.0.1:8282"),
+            (
+                "AUTHZ_AUTHZEN_TOKEN",
+                "authzen-token-0123456789abcdef0123456789",
+            ),
+            ("AUTHZ_AUTHZEN_PDP_URL", "https://pdp.example.com/"),
+        ]))
+        .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(
+            c.authzen.listen,
+            AuthzenListen::Own(
+                "127.0.0.1:8282"
+                    .parse()
+                    .unwrap_or_else(|e| unreachable!("{e}"))
+            )
+        );
+        assert_eq!(
+            c.authzen.pdp_url.as_deref(),
+            Some("https://pdp.example.com")
+        );
+        assert!(!format!("{c:?}").contains("authzen-token"));
+        let off = Config::from_map(&env(&[
+            ("PROXY_SHARED_SECRET", GOOD),
+            ("AUTHZ_AUTHZEN_LISTEN", "OFF"),
+        ]))
+        .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(off.authzen.listen, AuthzenListen::Off);
+        for (pairs, starts) in [
+            (
+                vec![("AUTHZ_AUTHZEN_LISTEN", "elsewhere")],
+                "AUTHZ_AUTHZEN_LISTEN is invalid",
+            ),
+            (
+                vec![("AUTHZ_AUTHZEN_LISTEN", "127.0.0.1:8181")],
+                "AUTHZ_AUTHZEN_LISTEN is invalid",
+            ),
+            (
+                vec![("AUTHZ_AUTHZEN_TOKEN", "tiny-t0ken")],
+                "AUTHZ_AUTHZEN_TOKEN:",
+            ),
+            (
+                vec![("AUTHZ_AUTHZEN_PDP_URL", "pdp.example.com")],
+                "AUTHZ_AUTHZEN_PDP_URL is invalid",
+            ),
+            (
+                vec![("AUTHZ_AUTHZEN_PDP_URL", "https://pdp.example.com/?x=1")],
+                "AUTHZ_AUTHZEN_PDP_URL is invalid",
+            ),
+            (
+                vec![("AUTHZ_AUTHZEN_LISTN", "main")],
+                "AUTHZ_AUTHZEN_LISTN is invalid",
+            ),
+        ] {
+            let mut all = vec![("PROXY_SHARED_SECRET", GOOD)];
+            all.extend(pairs);
+            let e = err(&all);
+            assert!(e.starts_with(starts), "{e}");
+            assert!(!e.contains("tiny-t0ken"), "{e}");
+        }
     }
 
     #[test]

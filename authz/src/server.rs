@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use ipm_policy::groups::{FileGroups, GroupSource};
+use ipm_policy::secret::SecretSet;
 use ipm_runtime::clock::Clock;
 use ipm_runtime::config::ListenAddr;
 use ipm_runtime::enforcer::Enforcer;
@@ -16,14 +17,16 @@ use ipm_runtime::service::{Core, CoreSettings, ServiceHandle, header_name};
 
 pub use ipm_runtime::service::StartError;
 
+use crate::adapters::authzen::{AuthzenState, CallerAuth};
 use crate::adapters::envoy_grpc::{self, ExtAuthz, GrpcServer};
 use crate::adapters::http::{HeaderNames, HttpState};
-use crate::config::Config;
+use crate::config::{AuthzenListen, Config};
 use crate::shadow::Shadow;
 
 /// The main listener's name in the service handle.
 const LISTEN: &str = "AUTHZ_LISTEN";
 const ADMIN_LISTEN: &str = "AUTHZ_ADMIN_LISTEN";
+const AUTHZEN_LISTEN: &str = "AUTHZ_AUTHZEN_LISTEN";
 
 /// A running authz. Dropping it does not stop the server; call `shutdown`.
 pub struct ServerHandle {
@@ -38,6 +41,7 @@ pub struct ServerHandle {
     pub group_cache: Option<GroupCache>,
     grpc: Option<GrpcServer>,
     service: ServiceHandle,
+    authzen_on_main: bool,
 }
 
 impl ServerHandle {
@@ -53,6 +57,16 @@ impl ServerHandle {
         match self.grpc_listen {
             Some(ListenAddr::Tcp(a)) => Some(a),
             _ => None,
+        }
+    }
+
+    /// The AuthZEN listener's TCP address: its own, else the main one (unless it is off).
+    pub fn authzen_tcp_addr(&self) -> Option<SocketAddr> {
+        match self.service.addr(AUTHZEN_LISTEN) {
+            Some(ListenAddr::Tcp(a)) => Some(*a),
+            Some(ListenAddr::Unix(_)) => None,
+            None if self.authzen_on_main => self.tcp_addr(),
+            None => None,
         }
     }
 
@@ -174,8 +188,25 @@ pub async fn run_with(config: Config, overrides: Overrides) -> Result<ServerHand
         groups_kind,
         shadow: shadow.clone(),
     };
+    let authzen = AuthzenState {
+        enforcer: enforcer.clone(),
+        auth: Arc::new(match &config.authzen.token {
+            Some(token) => CallerAuth::Token(SecretSet::new(token, None)),
+            None => CallerAuth::ProxySecret {
+                header: names.secret.clone(),
+                secrets: config.secrets.secret_set(),
+            },
+        }),
+        pdp_url: config.authzen.pdp_url.as_deref().map(Arc::from),
+    };
+    let authzen_on_main = config.authzen.listen == AuthzenListen::Main;
     let mut service = ServiceHandle::default();
-    let main = serve(LISTEN, &config.listen, crate::adapters::routes(state)).await?;
+    let main = serve(
+        LISTEN,
+        &config.listen,
+        crate::adapters::routes(state, authzen_on_main.then(|| authzen.clone())),
+    )
+    .await?;
     let listen = main.addr.clone();
     service.add_listener(LISTEN, main);
     // On error `service` drops, which stops the listeners already bound.
@@ -191,6 +222,15 @@ pub async fn run_with(config: Config, overrides: Overrides) -> Result<ServerHand
         ),
     };
     let grpc_listen = grpc.as_ref().map(|g| g.listen.clone());
+    if let AuthzenListen::Own(addr) = &config.authzen.listen {
+        let own = serve(
+            AUTHZEN_LISTEN,
+            addr,
+            crate::adapters::authzen_routes(authzen.clone()),
+        )
+        .await?;
+        service.add_listener(AUTHZEN_LISTEN, own);
+    }
     if let Some(admin) =
         crate::adapters::admin::start(&config.directory, core.group_cache.as_ref()).await?
     {
@@ -210,6 +250,7 @@ pub async fn run_with(config: Config, overrides: Overrides) -> Result<ServerHand
     tracing::info!(
         listen = %listen,
         grpc_listen = %grpc_listen.as_ref().map_or_else(|| "off".to_string(), ToString::to_string),
+        authzen = ?config.authzen.listen,
         policy_dir = %config.policy_dir.display(),
         policy_hash = %snapshot.hash,
         policies = snapshot.policy_count(),
@@ -229,5 +270,6 @@ pub async fn run_with(config: Config, overrides: Overrides) -> Result<ServerHand
         group_cache: core.group_cache,
         grpc,
         service,
+        authzen_on_main,
     })
 }

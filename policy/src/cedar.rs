@@ -1,13 +1,14 @@
 //! The pure decision: who, on what route, with which groups, against one policy snapshot.
 //! No I/O, no clock, no globals; every protocol adapter ends up here.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::IpAddr;
 
 use cedar_policy::{
     Authorizer, Context, Entities, Entity, EntityUid, Request, RestrictedExpression,
 };
 
+use crate::entities::user_entities;
 use crate::identity::Email;
 use crate::routes::RouteMatch;
 use crate::snapshot::{PolicySnapshot, entity_uid};
@@ -76,39 +77,8 @@ pub fn decide_with(
     let request = Request::new(principal.clone(), action.clone(), resource, context, None)
         .map_err(|e| QueryError(e.to_string()))?;
 
-    let mut group_uids = HashSet::with_capacity(q.groups.len());
-    let mut entities = Vec::with_capacity(q.groups.len() + 1 + q.resource_entities.len());
-    for g in q.groups {
-        let uid = entity_uid("Group", g).map_err(QueryError)?;
-        group_uids.insert(uid.clone());
-        entities.push(Entity::new_no_attrs(uid, HashSet::new()));
-    }
-    let domain = q.user.as_str().rsplit('@').next().unwrap_or_default();
-    let user = Entity::new(
-        principal.clone(),
-        HashMap::from([
-            (
-                "email".to_string(),
-                RestrictedExpression::new_string(q.user.to_string()),
-            ),
-            (
-                "domain".to_string(),
-                RestrictedExpression::new_string(domain.to_string()),
-            ),
-            (
-                "groups".to_string(),
-                RestrictedExpression::new_set(
-                    group_uids
-                        .iter()
-                        .cloned()
-                        .map(RestrictedExpression::new_entity_uid),
-                ),
-            ),
-        ]),
-        group_uids,
-    )
-    .map_err(|e| QueryError(e.to_string()))?;
-    entities.push(user);
+    let mut entities = Vec::with_capacity(q.groups.len() + 2 + q.resource_entities.len());
+    entities.extend(user_entities(q.user, q.groups).map_err(QueryError)?);
     // Resolved entities may repeat a group the user is in; the user's own copy wins.
     let known: HashSet<_> = entities.iter().map(Entity::uid).collect();
     entities.extend(

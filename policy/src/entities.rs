@@ -8,6 +8,7 @@ use std::pin::Pin;
 use cedar_policy::{Entity, EntityUid, RestrictedExpression};
 use uuid::Uuid;
 
+use crate::identity::Email;
 use crate::routes::RouteMatch;
 use crate::snapshot::entity_uid;
 
@@ -18,6 +19,42 @@ pub fn parse_id(s: &str) -> Option<Uuid> {
     let id = Uuid::try_parse(s).ok()?;
     let mut buf = Uuid::encode_buffer();
     (id.hyphenated().encode_lower(&mut buf) == s).then_some(id)
+}
+
+/// The user (`User::"email"`, in its groups, with `email`, `domain` and `groups`) and its
+/// groups: the principal of every routed decision, and of a direct evaluation about a `User`.
+pub fn user_entities(user: &Email, groups: &[String]) -> Result<Vec<Entity>, String> {
+    let mut group_uids = HashSet::with_capacity(groups.len());
+    let mut entities = Vec::with_capacity(groups.len() + 1);
+    for g in groups {
+        let uid = entity_uid("Group", g)?;
+        group_uids.insert(uid.clone());
+        entities.push(Entity::new_no_attrs(uid, HashSet::new()));
+    }
+    let domain = user.as_str().rsplit('@').next().unwrap_or_default();
+    let attrs = HashMap::from([
+        (
+            "email".to_string(),
+            RestrictedExpression::new_string(user.to_string()),
+        ),
+        (
+            "domain".to_string(),
+            RestrictedExpression::new_string(domain.to_string()),
+        ),
+        (
+            "groups".to_string(),
+            RestrictedExpression::new_set(
+                group_uids
+                    .iter()
+                    .cloned()
+                    .map(RestrictedExpression::new_entity_uid),
+            ),
+        ),
+    ]);
+    let user = Entity::new(entity_uid("User", user.as_str())?, attrs, group_uids)
+        .map_err(|e| e.to_string())?;
+    entities.push(user);
+    Ok(entities)
 }
 
 /// A group: no attributes, no parents.

@@ -44,6 +44,11 @@ pub trait GroupSource: Send + Sync + 'static {
     fn groups<'a>(&'a self, user: &'a Email) -> GroupFuture<'a>;
     /// A short name for logs and `/readyz`.
     fn kind(&self) -> &'static str;
+    /// Every member the source can list, with its groups, for searches; `None` when it
+    /// answers one user at a time (a directory).
+    fn members(&self) -> Option<Vec<(Email, Groups)>> {
+        None
+    }
 }
 
 /// Why a groups file was refused.
@@ -203,6 +208,17 @@ impl GroupSource for FileGroups {
 
     fn kind(&self) -> &'static str {
         "file"
+    }
+
+    fn members(&self) -> Option<Vec<(Email, Groups)>> {
+        let index = self.index.load();
+        let mut members: Vec<_> = index
+            .by_user
+            .iter()
+            .map(|(user, groups)| (user.clone(), groups.clone()))
+            .collect();
+        members.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        Some(members)
     }
 }
 

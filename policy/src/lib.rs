@@ -6,36 +6,44 @@
 //! resource entities through an [`EntityResolver`], both built from the one vocabulary in
 //! [`entities`]), then [`conclude`], which returns a [`Decision`] that keeps the snapshot it
 //! read. Every status comes from [`Denial`]; every log line from [`DecisionRecord`].
+//!
+//! A question asked directly (AuthZEN: subject, action, resource, context) skips the routes:
+//! [`evaluate`] decides it on the snapshot with its entities file, and [`search`] finds which
+//! entities or actions a question allows by putting each candidate to that same decision.
 
 pub mod cedar;
 pub mod denial;
 pub mod diagnostics;
 pub mod entities;
+pub mod evaluate;
 pub mod groups;
 pub mod identity;
 pub mod pipeline;
 pub mod record;
 pub mod request;
 pub mod routes;
-pub mod visible;
+pub mod search;
 pub mod secret;
 mod settle;
 mod slice;
 pub mod snapshot;
 pub mod store;
+pub mod visible;
 
 pub use cedar::{CedarQuery, CedarVerdict, QueryError, decide};
 pub use denial::{Denial, DenialKind};
 pub use diagnostics::Problem;
-pub use entities::{EntityResolver, ImageParent, parse_id};
+pub use entities::{EntityResolver, ImageParent, parse_id, user_entities};
+pub use evaluate::{EntityRef, Evaluation, Properties, Semantic, evaluate};
 pub use groups::{FileGroups, GroupError, GroupSource, Groups, GroupsFileError};
 pub use identity::{Email, EmailError};
 pub use pipeline::{Decision, Prepared, conclude, prepare};
 pub use record::DecisionRecord;
 pub use request::{AuthzRequest, HeaderField, authenticate};
 pub use routes::{RouteMatch, RouteTable};
-pub use visible::{ProjectFilter, Set};
+pub use search::{Searched, permitted_actions, permitted_entities, permitted_resources};
 pub use secret::{Secret, SecretSet};
 pub use slice::PolicyIndex;
 pub use snapshot::{LoadError, PolicySnapshot, entity_uid};
 pub use store::{PolicyStore, ReloadOutcome};
+pub use visible::{ProjectFilter, Set};

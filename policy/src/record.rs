@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::cedar::CedarVerdict;
 use crate::denial::Denial;
+use crate::evaluate::Evaluation;
 use crate::pipeline::Decision;
 
 /// The log target decision records are written under.
@@ -20,7 +22,7 @@ const MAX_PATH: usize = 512;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DecisionRecord {
-    /// Which enforcement point decided: `nginx`, `envoy_grpc`, `envoy_http`, `api`.
+    /// Which enforcement point decided: `nginx`, `envoy_grpc`, `envoy_http`, `api`, `authzen`.
     pub adapter: String,
     pub user: String,
     /// The user's groups at the time, comma-separated, so a replay sees the same membership.
@@ -81,6 +83,41 @@ impl DecisionRecord {
                 .snapshot()
                 .map(|s| crate::snapshot::short_hash(&s.hash).to_string())
                 .unwrap_or_default(),
+            latency_us,
+        }
+    }
+
+    /// The record of a question asked directly (AuthZEN), on `endpoint`: the subject is the
+    /// `user`, Cedar's action and resource as asked. `status` is 200 whatever the decision: a
+    /// denial is an answer there, not an error.
+    pub fn evaluated(
+        adapter: &str,
+        endpoint: &str,
+        q: &Evaluation<'_>,
+        verdict: &CedarVerdict,
+        snapshot_hash: &str,
+        latency_us: u64,
+    ) -> Self {
+        let uid = |ty: &str, id: &str| truncate(&format!("{ty}::\"{id}\""), MAX_PATH).to_string();
+        let reason = match (verdict.allowed, verdict.errors.is_empty()) {
+            (true, _) => "policy_allowed",
+            (false, true) => Denial::PolicyDenied.reason(),
+            (false, false) => Denial::PolicyError.reason(),
+        };
+        Self {
+            adapter: adapter.to_string(),
+            user: uid(q.subject.entity_type, q.subject.id),
+            groups: String::new(),
+            method: "POST".to_string(),
+            path: truncate(endpoint, MAX_PATH).to_string(),
+            action: uid("Action", q.action),
+            resource: uid(q.resource.entity_type, q.resource.id),
+            decision: if verdict.allowed { "allow" } else { "deny" }.to_string(),
+            status: 200,
+            reason: reason.to_string(),
+            policies: verdict.policies.join(","),
+            errors: verdict.errors.join("; "),
+            snapshot: crate::snapshot::short_hash(snapshot_hash).to_string(),
             latency_us,
         }
     }

@@ -1,15 +1,20 @@
 //! The enforcer: the core's pure pipeline with its lookups (groups, resource entities) filled
 //! in, each decision read from one snapshot, then counted and written as a `DecisionRecord`.
+//! Questions asked directly (AuthZEN) go through it too, with the group source as a PIP.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cedar_policy::Entity;
 use ipm_policy::cedar::{CedarQuery, CedarVerdict, QueryError};
-use ipm_policy::entities::EntityResolver;
+use ipm_policy::entities::{EntityResolver, user_entities};
+use ipm_policy::evaluate::{EntityRef, Evaluation, Semantic, evaluate, refused};
 use ipm_policy::groups::GroupSource;
+use ipm_policy::identity::Email;
 use ipm_policy::pipeline::{Decision, Prepared, conclude, prepare};
 use ipm_policy::record::DecisionRecord;
 use ipm_policy::request::AuthzRequest;
+use ipm_policy::search::{Searched, permitted_actions, permitted_entities};
 use ipm_policy::secret::SecretSet;
 use ipm_policy::snapshot::PolicySnapshot;
 use ipm_policy::store::PolicyStore;
@@ -170,6 +175,100 @@ impl Enforcer {
         self.log(&r);
     }
 
+    /// Decides questions asked directly, in order, on one snapshot, stopping as `semantic`
+    /// says; each is counted and logged under `adapter`, with `endpoint` as its path.
+    pub async fn evaluate(
+        &self,
+        items: &[Evaluation<'_>],
+        semantic: Semantic,
+        adapter: &'static str,
+        endpoint: &str,
+    ) -> Vec<CedarVerdict> {
+        let snapshot = self.store.snapshot_arc();
+        let mut known = KnownUsers::default();
+        let mut out = Vec::with_capacity(items.len());
+        for q in items {
+            let started = Instant::now();
+            let verdict = match known.entities(self, &snapshot, &q.subject).await {
+                Ok(extra) => evaluate(&snapshot, q, extra),
+                Err(e) => refused(e),
+            };
+            let latency = started.elapsed();
+            let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+            let r = DecisionRecord::evaluated(
+                adapter,
+                endpoint,
+                q,
+                &verdict,
+                &snapshot.hash,
+                latency_us,
+            );
+            self.metrics
+                .decisions
+                .get_or_create(&DecisionLabels {
+                    adapter,
+                    outcome: if verdict.allowed { "allow" } else { "deny" },
+                    status: 200,
+                    reason: match (verdict.allowed, verdict.errors.is_empty()) {
+                        (true, _) => "policy_allowed",
+                        (false, true) => Denial::PolicyDenied.reason(),
+                        (false, false) => Denial::PolicyError.reason(),
+                    },
+                })
+                .inc();
+            self.metrics.decision_seconds.observe(latency.as_secs_f64());
+            self.log(&r);
+            let stop = semantic.stops_after(verdict.allowed);
+            out.push(verdict);
+            if stop {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Searches on the snapshot in force: the ids of the searched position's type that `q`
+    /// allows (`Some(searched)`), or the actions it allows (`None`). Candidates are the
+    /// entities file's, plus the groups (for `Group` resources) and the users (for `User`
+    /// subjects, with their groups) of a group source that can list its members.
+    pub async fn search(
+        &self,
+        q: &Evaluation<'_>,
+        searched: Option<Searched>,
+    ) -> Result<Vec<String>, String> {
+        let snapshot = self.store.snapshot_arc();
+        let mut extra: Vec<Entity> = Vec::new();
+        if searched != Some(Searched::Subject) {
+            let mut users = KnownUsers::default();
+            extra.extend_from_slice(users.entities(self, &snapshot, &q.subject).await?);
+        }
+        let members = self.groups.members().unwrap_or_default();
+        let mut known: Vec<String> = Vec::new();
+        match searched {
+            Some(Searched::Resource) if q.resource.entity_type == "Group" => {
+                let groups: std::collections::BTreeSet<&String> =
+                    members.iter().flat_map(|(_, g)| g.iter()).collect();
+                known.extend(groups.into_iter().cloned());
+            }
+            Some(Searched::Subject) if q.subject.entity_type == "User" => {
+                let mut seen = std::collections::HashSet::new();
+                for (user, groups) in &members {
+                    known.push(user.to_string());
+                    for e in user_entities(user, groups)? {
+                        if seen.insert(e.uid()) {
+                            extra.push(e);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(match searched {
+            Some(s) => permitted_entities(&snapshot, q, s, &known, &extra),
+            None => permitted_actions(&snapshot, q, &extra),
+        })
+    }
+
     fn log(&self, r: &DecisionRecord) {
         macro_rules! emit {
             ($level:ident $(, $extra:ident = $value:expr)?) => {
@@ -192,5 +291,49 @@ impl Enforcer {
         } else {
             emit!(info);
         }
+    }
+}
+
+/// The group source as a PIP for direct questions about a `User` (an email, as routed
+/// decisions name users): the user with its groups, as `/auth` sees it. Remembers the last
+/// subject, so a batch about one user asks the source once.
+#[derive(Default)]
+struct KnownUsers {
+    last: Option<(String, Vec<Entity>)>,
+}
+
+impl KnownUsers {
+    async fn entities(
+        &mut self,
+        enforcer: &Enforcer,
+        snapshot: &PolicySnapshot,
+        subject: &EntityRef<'_>,
+    ) -> Result<&[Entity], String> {
+        if subject.entity_type != "User"
+            || !snapshot
+                .schema
+                .entity_types()
+                .any(|t| t.to_string() == "User")
+        {
+            return Ok(&[]);
+        }
+        // Only the canonical spelling names the user `/auth` knows.
+        let Some(email) = subject
+            .id
+            .parse::<Email>()
+            .ok()
+            .filter(|e| e.as_str() == subject.id)
+        else {
+            return Ok(&[]);
+        };
+        if self.last.as_ref().is_none_or(|(id, _)| id != subject.id) {
+            let groups = enforcer.groups.groups(&email).await.map_err(|e| {
+                tracing::warn!(source = enforcer.groups.kind(), error = %e, "group lookup failed");
+                format!("groups of `{email}`: {e}")
+            })?;
+            let entities = user_entities(&email, &groups)?;
+            self.last = Some((subject.id.to_string(), entities));
+        }
+        Ok(self.last.as_ref().map_or(&[][..], |(_, e)| e.as_slice()))
     }
 }

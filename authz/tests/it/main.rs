@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod auth;
+mod authzen;
 mod directory;
 mod edge_entities;
 mod edge_images;

@@ -27,9 +27,35 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts authz after `adjust` has changed the test configuration.
 pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_on(copy_policies, adjust).await
+}
+
+/// The AuthZEN interop example set, `policies/examples/authzen-todo`.
+pub fn authzen_todo_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policies/examples/authzen-todo")
+}
+
+/// Starts authz on a copy of the AuthZEN interop example set, with an empty groups file.
+pub async fn spawn_authzen(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let copy = |dest: &std::path::Path| {
+        std::fs::create_dir_all(dest).unwrap();
+        for entry in std::fs::read_dir(authzen_todo_dir()).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), dest.join(entry.file_name())).unwrap();
+        }
+        std::fs::write(dest.join("groups.toml"), "[groups]\n").unwrap();
+    };
+    spawn_on(copy, adjust).await
+}
+
+/// Starts authz on the policy directory `fill` writes, after `adjust`.
+async fn spawn_on(
+    fill: impl FnOnce(&std::path::Path),
+    adjust: impl FnOnce(&mut Config),
+) -> TestApp {
     let root = tempfile::tempdir().unwrap();
     let policy_dir = root.path().join("policies");
-    copy_policies(&policy_dir);
+    fill(&policy_dir);
     let groups_file = policy_dir.join("groups.toml");
     let mut config = Config::for_test(&policy_dir, &groups_file, SECRET);
     adjust(&mut config);
@@ -93,6 +119,21 @@ impl TestApp {
     /// One sample from `/metrics`: `name` with exactly `labels`, if it has been recorded.
     pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         metric_value(&self.metrics().await, name, labels)
+    }
+
+    /// POSTs `body` to the AuthZEN endpoint `path` with the proxy's secret; the status and
+    /// the JSON answer.
+    pub async fn authzen(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        let r = self
+            .client
+            .post(self.url(path))
+            .header("x-proxy-secret", SECRET)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap())
     }
 
     /// Writes a policy file the way an editor saves: to a temporary name, then renamed.

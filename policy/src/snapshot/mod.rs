@@ -1,5 +1,5 @@
-//! The policy snapshot: every Cedar policy, the schema and the route table of a policy
-//! directory, parsed and validated together, published as one immutable value.
+//! The policy snapshot: every Cedar policy, the schema, the route table and the entities file
+//! of a policy directory, parsed and validated together, published as one immutable value.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -16,6 +16,7 @@ use crate::diagnostics::Problem;
 use crate::routes::RouteTable;
 use crate::slice::PolicyIndex;
 
+mod entity_file;
 mod problems;
 mod read;
 
@@ -26,6 +27,8 @@ pub use read::{read_dir, read_dir_settled, read_dir_settled_with};
 pub const SCHEMA_FILE: &str = "schema.cedarschema";
 /// The routes file's name inside the policy directory.
 pub const ROUTES_FILE: &str = "routes.toml";
+/// The entities file's name inside the policy directory (optional): Cedar's entities JSON.
+pub const ENTITIES_FILE: &str = "entities.json";
 /// The annotation that names a policy.
 pub const ID_ANNOTATION: &str = "id";
 
@@ -59,7 +62,7 @@ impl LoadError {
 /// The text of the files that make up a snapshot, by file name.
 pub type SourceFiles = BTreeMap<String, String>;
 
-/// A validated, immutable set of policies, schema and routes.
+/// A validated, immutable set of policies, schema, routes and known entities.
 #[derive(Debug)]
 pub struct PolicySnapshot {
     pub policies: PolicySet,
@@ -80,6 +83,10 @@ pub struct PolicySnapshot {
     pub index: PolicyIndex,
     /// What the policies name, for lists that follow them (`visible`).
     pub literals: crate::visible::Literals,
+    /// The entities file's entities (validated against the schema, transitive closure
+    /// computed) and the schema's action entities: what a direct evaluation knows beyond the
+    /// request.
+    pub entities: Entities,
 }
 
 /// The hash that identifies a set of source files.
@@ -259,8 +266,19 @@ impl PolicySnapshot {
             },
             None => Entities::empty(),
         };
+        let entities = match &schema {
+            Some(schema) => entity_file::load(
+                &display(ENTITIES_FILE),
+                files.get(ENTITIES_FILE),
+                schema,
+                &action_entities,
+                &mut problems,
+            ),
+            None => Entities::empty(),
+        };
         match (schema, routes) {
             (Some(schema), Some(routes)) if problems.is_empty() => Ok(Self {
+                entities,
                 index: PolicyIndex::new(&policies, &action_entities),
                 literals: crate::visible::Literals::of(&policies),
                 action_entities,
@@ -299,6 +317,7 @@ impl PolicySnapshot {
             policy_files: self.policy_files.clone(),
             warnings: Vec::new(),
             action_entities: self.action_entities.clone(),
+            entities: self.entities.clone(),
         }
     }
 }

@@ -3,16 +3,17 @@
 
 use std::path::Path;
 
-use super::{LoadError, ROUTES_FILE, SCHEMA_FILE, SourceFiles};
+use super::{ENTITIES_FILE, LoadError, ROUTES_FILE, SCHEMA_FILE, SourceFiles};
 use crate::diagnostics::Problem;
 use crate::settle::{PAUSE, RETRIES, Unsettled, read_settled};
 
 /// Whether an entry's name makes it part of a snapshot.
 fn is_source_name(name: &str) -> bool {
-    name.ends_with(".cedar") || name == SCHEMA_FILE || name == ROUTES_FILE
+    name.ends_with(".cedar") || name == SCHEMA_FILE || name == ROUTES_FILE || name == ENTITIES_FILE
 }
 
-/// Reads the snapshot's files from a directory: `*.cedar`, the schema and the routes.
+/// Reads the snapshot's files from a directory: `*.cedar`, the schema, the routes and the
+/// entities file when there is one.
 /// Hidden entries (Kubernetes' `..data` and its timestamped folders) are skipped; the
 /// visible symlinks that point into them are followed. An entry with a snapshot's name that
 /// cannot be read, or is not a regular file once its symlinks are followed, fails the read:

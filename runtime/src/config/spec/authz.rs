@@ -71,6 +71,47 @@ pub const AUTHZ_ENTITY_CACHE_TTL_MS: Var<u64> = Var::new(
      0 disables.",
 );
 
+pub(super) const AUTHZEN: Section = Section {
+    title: "authz AuthZEN endpoint (OpenID AuthZEN Authorization API 1.0)",
+    vars: &[
+        &AUTHZ_AUTHZEN_LISTEN,
+        &AUTHZ_AUTHZEN_TOKEN,
+        &AUTHZ_AUTHZEN_TOKEN_FILE,
+        &AUTHZ_AUTHZEN_PDP_URL,
+    ],
+};
+
+pub const AUTHZ_AUTHZEN_LISTEN: Var<&str> = Var::new(
+    "AUTHZ_AUTHZEN_LISTEN",
+    Authz,
+    "main",
+    "Where /access/v1/evaluation(s), /access/v1/search/{subject,resource,action} and\n\
+     /.well-known/authzen-configuration are served: main (on AUTHZ_LISTEN), off, or their own\n\
+     IP:PORT or unix:/path/to/socket.",
+);
+
+pub const AUTHZ_AUTHZEN_TOKEN: Var<Unset> = Var::unset(
+    "AUTHZ_AUTHZEN_TOKEN",
+    Authz,
+    "The bearer token AuthZEN callers send (Authorization: Bearer TOKEN), at least 32 bytes. Unset:\n\
+     callers send PROXY_SHARED_SECRET in the X_PROXY_SECRET_HEADER header instead. Never logged.",
+)
+.secret();
+
+pub const AUTHZ_AUTHZEN_TOKEN_FILE: Var<Unset> = Var::unset(
+    "AUTHZ_AUTHZEN_TOKEN_FILE",
+    Authz,
+    "Or read the AuthZEN token from a file; set one of the two, not both.",
+);
+
+pub const AUTHZ_AUTHZEN_PDP_URL: Var<Unset> = Var::unset(
+    "AUTHZ_AUTHZEN_PDP_URL",
+    Authz,
+    "The PDP identifier in /.well-known/authzen-configuration (e.g. https://pdp.example.com), the\n\
+     base of the endpoint URLs there. Unset: http://HOST from the request's Host header.",
+)
+.example("https://pdp.example.com");
+
 pub(super) const ADMIN: Section = Section {
     title: "authz admin endpoints (cache flush)",
     vars: &[

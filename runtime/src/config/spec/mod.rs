@@ -30,6 +30,7 @@ pub static SECTIONS: &[Section] = &[
     shared::CACHE,
     shared::LOGS,
     authz::AUTHZ,
+    authz::AUTHZEN,
     authz::ADMIN,
     api::API,
     api::IMAGES,

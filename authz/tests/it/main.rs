@@ -10,6 +10,7 @@ mod envoy_http;
 mod policy_tools;
 mod props;
 mod reload;
+mod reload_busy;
 mod seams;
 mod startup;
 mod support;

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod auth;
+mod child;
 mod directory;
 mod edge_entities;
 mod edge_images;
@@ -12,5 +13,6 @@ mod props;
 mod reload;
 mod reload_busy;
 mod seams;
+mod soak;
 mod startup;
 mod support;

@@ -50,6 +50,19 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
+/// A watched path, and which file it was when the watch was set.
+struct Watched {
+    path: PathBuf,
+    mode: RecursiveMode,
+    identity: Option<(u64, u64)>,
+}
+
+/// The device and inode `path` leads to now, if it exists.
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
 /// Lets a burst of events end before reading: returns once `quiet` passes without an event,
 /// or `max_wait` after it was called, whichever comes first.
 async fn settle(rx: &mut mpsc::Receiver<()>, quiet: Duration, max_wait: Duration) {
@@ -107,17 +120,27 @@ impl Reloader {
                 None
             }
         };
-        let watched: Vec<_> = target
+        let mut watched: Vec<Watched> = target
             .watched()
             .into_iter()
-            .map(|(p, mode)| (absolute(&p), mode))
+            .map(|(p, mode)| Watched {
+                path: absolute(&p),
+                mode,
+                identity: None,
+            })
             .collect();
-        let rewatch = move |w: &mut Option<RecommendedWatcher>| {
-            if let Some(w) = w {
-                for (path, mode) in &watched {
-                    let _ = w.unwatch(path);
-                    let _ = w.watch(path, *mode);
+        // Watches what is not watched yet or was replaced: a directory deleted and
+        // recreated loses its watch. A watch in place is left alone, since the moment
+        // between unwatching and watching again would miss an edit.
+        let mut rewatch = move |w: &mut Option<RecommendedWatcher>| {
+            let Some(w) = w else { return };
+            for entry in &mut watched {
+                let now = identity(&entry.path);
+                if now.is_some() && now == entry.identity {
+                    continue;
                 }
+                let _ = w.unwatch(&entry.path);
+                entry.identity = w.watch(&entry.path, entry.mode).ok().and(now);
             }
         };
         rewatch(&mut watcher);
@@ -143,7 +166,6 @@ impl Reloader {
                 let m = metrics.clone();
                 let _ = tokio::task::spawn_blocking(move || t.reload(&m)).await;
                 pending.reload_finished();
-                // A directory deleted and recreated loses its watch; set it again.
                 rewatch(&mut watcher);
             }
         });

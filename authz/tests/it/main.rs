@@ -8,6 +8,7 @@ mod edge_entities;
 mod edge_images;
 mod envoy_grpc;
 mod envoy_http;
+mod faults;
 mod policy_tools;
 mod props;
 mod reload;

@@ -6,6 +6,7 @@ mod auth;
 mod binary;
 mod csrf;
 mod directory;
+mod faults;
 mod images;
 mod input;
 mod isolation;

@@ -71,7 +71,9 @@ pub async fn readyz(s: ApiState) -> Reply {
     }
     let pending = s.store.pending_error();
     let snapshot = s.store.snapshot();
-    let ready = db.is_ok() && storage.is_ok() && pending.is_none();
+    let now = std::time::Instant::now();
+    let changes = &s.access.enforcer.metrics.pending_changes;
+    let ready = db.is_ok() && storage.is_ok() && pending.is_none() && !changes.stalled(now);
     let body = json!({
         "ready": ready,
         "database": { "backend": s.db.backend(), "ok": db.is_ok() },
@@ -80,6 +82,7 @@ pub async fn readyz(s: ApiState) -> Reply {
             "hash": snapshot.hash,
             "count": snapshot.policy_count(),
             "pending_error": pending.is_some(),
+            "pending_changes": changes.to_json(now),
         },
     });
     let status = if ready {

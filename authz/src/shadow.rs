@@ -12,7 +12,8 @@ use prometheus_client::registry::Registry;
 
 use ipm_policy::cedar::{CedarQuery, CedarVerdict, QueryError, decide};
 use ipm_policy::snapshot::{
-    LoadError, PolicySnapshot, SourceFiles, hash_sources, read_dir, read_dir_settled, short_hash,
+    LoadError, PolicySnapshot, SourceFiles, affects_dir, hash_sources, read_dir, read_dir_settled,
+    short_hash,
 };
 use ipm_policy::store::{PolicyStore, ReloadOutcome};
 use ipm_runtime::enforcer::DecisionObserver;
@@ -270,6 +271,15 @@ impl DecisionObserver for Shadow {
 }
 
 impl Reload for Shadow {
+    fn name(&self) -> &'static str {
+        "shadow_policies"
+    }
+
+    fn affected_by(&self, path: &Path) -> bool {
+        let dir = std::path::absolute(&self.dir).unwrap_or_else(|_| self.dir.clone());
+        affects_dir(&dir, path)
+    }
+
     fn watched(&self) -> Vec<(PathBuf, RecursiveMode)> {
         let parent = match self.dir.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),

@@ -1,12 +1,20 @@
 //! Prometheus metrics: decisions by outcome, decision latency, policy reloads.
 //! Labels carry only fixed vocabularies, never user input or secrets.
 
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+use crate::reload::pending::PendingChanges;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DecisionLabels {
@@ -52,6 +60,29 @@ pub struct Metrics {
     /// Shared entries ignored by result: bad_mac (not written with `REDIS_HMAC_KEY`), future
     /// (dated after now).
     pub redis_rejected_entries: Family<ResultLabels, Counter>,
+    /// File changes not yet in force, by reload target (also shown on `/readyz`).
+    pub pending_changes: Arc<PendingChanges>,
+}
+
+/// `authz_runtime_alive_tasks`: the async tasks alive at the scrape, so a leak of tasks
+/// (a connection's, a watcher's) shows as growth.
+#[derive(Debug)]
+struct AliveTasks;
+
+impl Collector for AliveTasks {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return Ok(());
+        };
+        let tasks = i64::try_from(runtime.metrics().num_alive_tasks()).unwrap_or(i64::MAX);
+        let metric = encoder.encode_descriptor(
+            "runtime_alive_tasks",
+            "Async tasks alive in the runtime",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(tasks).encode(metric)
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -141,6 +172,9 @@ impl Metrics {
             "Shared-cache entries ignored, by why: bad_mac, future",
             redis_rejected_entries.clone(),
         );
+        let pending_changes = Arc::new(PendingChanges::default());
+        registry.register_collector(Box::new(pending_changes.clone()));
+        registry.register_collector(Box::new(AliveTasks));
         Self {
             registry,
             decisions,
@@ -154,6 +188,7 @@ impl Metrics {
             group_cache,
             redis_errors,
             redis_rejected_entries,
+            pending_changes,
         }
     }
 

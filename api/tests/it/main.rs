@@ -7,6 +7,7 @@ mod binary;
 mod csrf;
 mod deletions;
 mod directory;
+mod faults;
 mod images;
 mod input;
 mod isolation;

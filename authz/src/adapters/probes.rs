@@ -1,8 +1,8 @@
-//! Probes and metrics: `/healthz` (the process answers), `/readyz` (the policies in force and
-//! any pending load error), `/metrics` (OpenMetrics text).
+//! Probes and metrics: `/healthz` (the process answers), `/readyz` (the policies in force, any
+//! pending load error, any file change not yet in force), `/metrics` (OpenMetrics text).
 
 use std::convert::Infallible;
-use std::time::UNIX_EPOCH;
+use std::time::{Instant, UNIX_EPOCH};
 
 use serde_json::json;
 use warp::Filter;
@@ -21,7 +21,11 @@ async fn readyz(state: HttpState) -> Result<Response<Bytes>, Infallible> {
         .map(|d| d.as_secs())
         .unwrap_or_default();
     let pending = store.pending_error();
-    let ready = pending.is_none();
+    // A change on disk waiting for seconds means reloads are stuck: the set in force may
+    // not be the one the operator saved.
+    let now = Instant::now();
+    let changes = &state.enforcer.metrics.pending_changes;
+    let ready = pending.is_none() && !changes.stalled(now);
     let body = json!({
         "ready": ready,
         "policies": {
@@ -35,6 +39,7 @@ async fn readyz(state: HttpState) -> Result<Response<Bytes>, Infallible> {
             "since_unix": p.at.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default(),
             "problems": p.error.problems,
         })),
+        "pending_changes": changes.to_json(now),
         "groups": { "source": state.groups_kind },
         "skip_header_check": state.enforcer.skips_secret_check(),
         // The candidate set of shadow mode; never part of readiness.

@@ -18,7 +18,7 @@ const PHOTOS: &str = "0190f0c4-6c3e-7b3a-8f00-000000000001";
 const EDITS: &str = "0190f0c4-6c3e-7b3a-8f00-000000000002";
 
 /// Applies the API's migrations and inserts one project per group, as the API would.
-async fn seed(url: &str) {
+pub async fn seed(url: &str) {
     let db = DbPool::open_lazy(
         url,
         PoolSettings {

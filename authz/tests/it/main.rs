@@ -3,14 +3,18 @@
 
 mod auth;
 mod authzen;
+mod child;
 mod directory;
 mod edge_entities;
 mod edge_images;
 mod envoy_grpc;
 mod envoy_http;
+mod faults;
 mod policy_tools;
 mod props;
 mod reload;
+mod reload_busy;
 mod seams;
+mod soak;
 mod startup;
 mod support;

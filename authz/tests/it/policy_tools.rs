@@ -951,6 +951,10 @@ struct ReadingTarget {
 }
 
 impl Reload for ReadingTarget {
+    fn name(&self) -> &'static str {
+        "reading"
+    }
+
     fn watched(&self) -> Vec<(PathBuf, notify::RecursiveMode)> {
         vec![(self.dir.clone(), notify::RecursiveMode::Recursive)]
     }

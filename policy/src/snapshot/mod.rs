@@ -21,7 +21,7 @@ mod problems;
 mod read;
 
 use problems::{check_request_shape, duplicate_id, locate, route_problem};
-pub use read::{read_dir, read_dir_settled, read_dir_settled_with};
+pub use read::{affects_dir, read_dir, read_dir_settled, read_dir_settled_with};
 
 /// The schema file's name inside the policy directory.
 pub const SCHEMA_FILE: &str = "schema.cedarschema";
@@ -361,6 +361,40 @@ mod tests {
         let routes = files.get(ROUTES_FILE).cloned().unwrap_or_default();
         files.insert(ROUTES_FILE.into(), edit(&routes));
         PolicySnapshot::from_sources(Path::new("policies"), files)
+    }
+
+    #[test]
+    fn only_changes_a_read_can_see_affect_the_directory() {
+        let dir = Path::new("/srv/ipm/policies");
+        let affects = |p: &str| affects_dir(dir, Path::new(p));
+        // The directory, its ancestors, its entries, the ConfigMap swap, visible subfolders.
+        for p in [
+            "/srv/ipm/policies",
+            "/srv/ipm",
+            "/srv/ipm/policies/guards.cedar",
+            "/srv/ipm/policies/schema.cedarschema",
+            "/srv/ipm/policies/routes.toml",
+            "/srv/ipm/policies/..data",
+            "/srv/ipm/policies/..data_tmp",
+            "/srv/ipm/policies/..2026_11_27_10_00_00.1/guards.cedar",
+            "/srv/ipm/policies/shared/guards.cedar",
+        ] {
+            assert!(affects(p), "{p}");
+        }
+        // A log beside it, a sibling's files, editors' files, other names.
+        for p in [
+            "/srv/ipm/authz.log",
+            "/srv/ipm/policies-candidate/guards.cedar",
+            "/srv/ipm/other/policies/guards.cedar",
+            "/srv/ipm/policies/.guards.cedar.swp",
+            "/srv/ipm/policies/.guards.cedar.tmp",
+            "/srv/ipm/policies/.git/index",
+            "/srv/ipm/policies/4913",
+            "/srv/ipm/policies/guards.cedar~",
+            "/srv/ipm/policies/decisions.log",
+        ] {
+            assert!(!affects(p), "{p}");
+        }
     }
 
     #[test]

@@ -12,6 +12,31 @@ fn is_source_name(name: &str) -> bool {
     name.ends_with(".cedar") || name == SCHEMA_FILE || name == ROUTES_FILE || name == ENTITIES_FILE
 }
 
+/// Whether a change at `path` can change what `read_dir(dir)` reads, so a watcher can let the
+/// rest go by: a log appended beside the directory, an editor's swap file or any other
+/// hidden or foreign name inside it. What counts: the directory itself or one of its
+/// ancestors (moved, deleted, a symlink swapped), a snapshot entry, anything under a `..`
+/// name (Kubernetes' `..data` swap), and anything deeper in a visible subdirectory, which a
+/// visible symlink may point into. Both paths must be absolute or both relative to the same
+/// place; this only compares them.
+pub fn affects_dir(dir: &Path, path: &Path) -> bool {
+    if dir.starts_with(path) {
+        return true;
+    }
+    let Ok(inside) = path.strip_prefix(dir) else {
+        return false;
+    };
+    let mut parts = inside.components();
+    let Some(first) = parts.next() else {
+        return true;
+    };
+    let first = first.as_os_str().to_string_lossy();
+    if first.starts_with("..") {
+        return true;
+    }
+    !first.starts_with('.') && (parts.next().is_some() || is_source_name(&first))
+}
+
 /// Reads the snapshot's files from a directory: `*.cedar`, the schema, the routes and the
 /// entities file when there is one.
 /// Hidden entries (Kubernetes' `..data` and its timestamped folders) are skipped; the

@@ -148,23 +148,78 @@ impl S3Writer {
         let Some(upload_id) = self.upload_id.take() else {
             return;
         };
-        if let Err(e) = self
-            .client
+        let abort = Abort {
+            client: self.client.clone(),
+            bucket: self.bucket.clone(),
+            key: self.key.clone(),
+            upload_id,
+        };
+        if let Err(e) = abort.send().await {
+            tracing::warn!(
+                key = %abort.key,
+                error = %DisplayErrorContext(&e),
+                code = e.code().unwrap_or_default(),
+                "cannot abort a multipart upload; retrying in the background"
+            );
+            abort.retry_in_background();
+        }
+    }
+}
+
+/// How long an abort that fails is retried: storage down that long is an outage for
+/// `ipm-api gc` to clean up after.
+const ABORT_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(600);
+const ABORT_RETRY_MAX_PAUSE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A multipart upload to abort.
+struct Abort {
+    client: Client,
+    bucket: String,
+    key: String,
+    upload_id: String,
+}
+
+impl Abort {
+    async fn send(
+        &self,
+    ) -> Result<
+        (),
+        aws_sdk_s3::error::SdkError<
+            aws_sdk_s3::operation::abort_multipart_upload::AbortMultipartUploadError,
+        >,
+    > {
+        self.client
             .abort_multipart_upload()
             .bucket(&self.bucket)
             .key(&self.key)
-            .upload_id(&upload_id)
+            .upload_id(&self.upload_id)
             .send()
             .await
-        {
-            // `ipm-api gc` aborts it later.
-            tracing::warn!(
-                key = %self.key,
-                error = %DisplayErrorContext(&e),
-                code = e.code().unwrap_or_default(),
-                "cannot abort a multipart upload"
-            );
-        }
+            .map(|_| ())
+    }
+
+    /// Retries the abort until it is done or the upload is gone, so storage that was down
+    /// when an upload failed keeps none of its parts once it is back.
+    fn retry_in_background(self) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        rt.spawn(async move {
+            let give_up = tokio::time::Instant::now() + ABORT_RETRY_FOR;
+            let mut pause = std::time::Duration::from_millis(250);
+            loop {
+                match self.send().await {
+                    Ok(()) => return,
+                    Err(e) if e.code() == Some("NoSuchUpload") => return,
+                    Err(_) if tokio::time::Instant::now() + pause < give_up => {
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(ABORT_RETRY_MAX_PAUSE);
+                    }
+                    Err(_) => break,
+                }
+            }
+            tracing::warn!(key = %self.key, "gave up aborting a multipart upload; `ipm-api gc` finds it");
+        });
     }
 }
 
@@ -213,17 +268,12 @@ impl Drop for S3Writer {
         let Some(upload_id) = self.upload_id.take() else {
             return;
         };
-        let (client, bucket, key) = (self.client.clone(), self.bucket.clone(), self.key.clone());
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                let _ = client
-                    .abort_multipart_upload()
-                    .bucket(bucket)
-                    .key(key)
-                    .upload_id(upload_id)
-                    .send()
-                    .await;
-            });
+        Abort {
+            client: self.client.clone(),
+            bucket: self.bucket.clone(),
+            key: self.key.clone(),
+            upload_id,
         }
+        .retry_in_background();
     }
 }

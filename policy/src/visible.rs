@@ -12,44 +12,12 @@
 //! their group and decided row by row. Images in one project are decided alike unless a
 //! policy names them. A policy that reads the path makes the filter fetch everything.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use cedar_policy::{Entity, PolicySet};
+use cedar_policy::Entity;
 
 use crate::entities::{ImageParent, image_entities, project_entities};
 use crate::pipeline::Decision;
-
-/// What the policies name, per entity type, and whether any reads `context.path`.
-#[derive(Debug, Clone, Default)]
-pub struct Literals {
-    ids: BTreeMap<String, BTreeSet<String>>,
-    reads_path: bool,
-}
-
-impl Literals {
-    /// Collects the entity ids every policy names and whether any mentions `path`.
-    pub fn of(policies: &PolicySet) -> Self {
-        let mut out = Self::default();
-        for policy in policies.policies() {
-            for uid in policy.entity_literals() {
-                out.ids
-                    .entry(uid.type_name().to_string())
-                    .or_default()
-                    .insert(uid.id().unescaped().to_string());
-            }
-            // Conservative: any mention of `path` (even in a string) counts.
-            if !out.reads_path {
-                let json = policy.to_json().map(|j| j.to_string()).unwrap_or_default();
-                out.reads_path = json.is_empty() || json.contains("\"path\"");
-            }
-        }
-        out
-    }
-
-    fn named(&self, entity_type: &str) -> impl Iterator<Item = &String> {
-        self.ids.get(entity_type).into_iter().flatten()
-    }
-}
 
 /// Which values of a column a list fetches.
 #[derive(Debug, Clone, PartialEq, Eq)]

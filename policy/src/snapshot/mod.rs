@@ -17,6 +17,7 @@ use crate::routes::RouteTable;
 use crate::slice::PolicyIndex;
 
 mod entity_file;
+pub mod literals;
 mod problems;
 mod read;
 
@@ -82,7 +83,7 @@ pub struct PolicySnapshot {
     /// The policies grouped by the actions they can apply to.
     pub index: PolicyIndex,
     /// What the policies name, for lists that follow them (`visible`).
-    pub literals: crate::visible::Literals,
+    pub literals: literals::Literals,
     /// The entities file's entities (validated against the schema, transitive closure
     /// computed) and the schema's action entities: what a direct evaluation knows beyond the
     /// request.
@@ -280,7 +281,7 @@ impl PolicySnapshot {
             (Some(schema), Some(routes)) if problems.is_empty() => Ok(Self {
                 entities,
                 index: PolicyIndex::new(&policies, &action_entities),
-                literals: crate::visible::Literals::of(&policies),
+                literals: literals::Literals::of(&policies),
                 action_entities,
                 policies,
                 schema,
@@ -307,7 +308,7 @@ impl PolicySnapshot {
     pub fn with_policies(&self, policies: PolicySet) -> Self {
         Self {
             index: PolicyIndex::new(&policies, &self.action_entities),
-            literals: crate::visible::Literals::of(&policies),
+            literals: literals::Literals::of(&policies),
             policies,
             schema: self.schema.clone(),
             routes: self.routes.clone(),

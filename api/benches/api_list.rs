@@ -171,9 +171,10 @@ async fn run(url: String, requests: usize) {
     )
     .await;
 
-    // Every 100th project gets its own policy: hidden from everyone but admins.
+    // Every 103rd project gets its own policy, hidden from everyone but admins: about 1,000,
+    // in every group, ten of them in the user's.
     let mut text = String::new();
-    for (n, id) in ids.iter().step_by(PROJECTS / PER_PROJECT).enumerate() {
+    for (n, id) in ids.iter().step_by(PROJECTS / PER_PROJECT + 3).enumerate() {
         text.push_str(&format!(
             "@id(\"hide-{n}\")\nforbid (principal, action == Action::\"ReadProject\", resource == Project::\"{id}\") unless {{ principal in Group::\"admins\" }};\n"
         ));
@@ -194,7 +195,17 @@ async fn run(url: String, requests: usize) {
         v["policies"]["hash"] == want.as_str()
     })
     .await;
-    assert!(ready.is_some(), "the per-project policies load");
+    if ready.is_none() {
+        let v: serde_json::Value = client
+            .get(format!("http://{addr}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        panic!("the per-project policies did not load within 30 s: {v}");
+    }
     round(
         &client,
         &addr.to_string(),

@@ -74,8 +74,14 @@ pub fn decide_with(
     let context = Context::from_pairs(pairs).map_err(|e| QueryError(e.to_string()))?;
     // The request's shape was validated against the schema when the snapshot loaded (every
     // route's action, resource type and context), so it is not validated again per request.
-    let request = Request::new(principal.clone(), action.clone(), resource, context, None)
-        .map_err(|e| QueryError(e.to_string()))?;
+    let request = Request::new(
+        principal.clone(),
+        action.clone(),
+        resource.clone(),
+        context,
+        None,
+    )
+    .map_err(|e| QueryError(e.to_string()))?;
 
     let mut entities = Vec::with_capacity(q.groups.len() + 2 + q.resource_entities.len());
     entities.extend(user_entities(q.user, q.groups).map_err(QueryError)?);
@@ -103,7 +109,7 @@ pub fn decide_with(
     let policies = if sliced {
         sliced_set = snapshot
             .index
-            .slice(&action, &principal, &principal_in)
+            .slice(&action, &principal, &principal_in, &resource)
             .map_err(|e| QueryError(e.to_string()))?;
         &sliced_set
     } else {

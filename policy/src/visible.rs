@@ -9,7 +9,8 @@
 //! alike within its group, and groups are decided alike unless the caller is in them or a
 //! policy names them. One stand-in per class, asked on the caller's decision (same snapshot,
 //! groups and client context), gives the groups to fetch; named ids are fetched whatever
-//! their group and decided row by row. Images in one project are decided alike unless a
+//! their group and decided row by row (all but an id named only as a `forbid`'s `resource ==`
+//! scope, which can only hide it where its group shows it). Images in one project are decided alike unless a
 //! policy names them. A policy that reads the path makes the filter fetch everything.
 
 use std::collections::BTreeSet;
@@ -77,14 +78,14 @@ impl Decision {
         let snapshot = self.snapshot()?;
         snapshot.routes.item_path("Project", "x")?;
         let lits = &snapshot.literals;
-        let ids: Vec<String> = lits.named("Project").cloned().collect();
+        let ids: Vec<String> = lits.fetched("Project").cloned().collect();
         if lits.reads_path {
             return Some(ProjectFilter {
                 groups: Set::All,
                 ids,
             });
         }
-        let named_ids: BTreeSet<&String> = ids.iter().collect();
+        let named_ids: BTreeSet<&String> = lits.named("Project").collect();
         let probe = unnamed(&named_ids, |n| format!("00000000-0000-7000-8000-{n:012x}"));
         let mut classes: BTreeSet<&String> = lits.named("Group").collect();
         classes.extend(self.groups.iter());

@@ -3,12 +3,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use cedar_policy::PolicySet;
+use cedar_policy::{Effect, PolicySet, ResourceConstraint};
 
 /// What the policies name, per entity type, and whether any reads `context.path`.
 #[derive(Debug, Clone, Default)]
 pub struct Literals {
     ids: BTreeMap<String, BTreeSet<String>>,
+    /// The ids a list must fetch whatever their class: every named id except those named only
+    /// as the `resource == X` scope of a `forbid`, which can only hide X, never show it where
+    /// its class is hidden.
+    fetch: BTreeMap<String, BTreeSet<String>>,
     pub(crate) reads_path: bool,
 }
 
@@ -17,8 +21,21 @@ impl Literals {
     pub fn of(policies: &PolicySet) -> Self {
         let mut out = Self::default();
         for policy in policies.policies() {
-            for uid in policy.entity_literals() {
+            let mut literals = policy.entity_literals();
+            for uid in &literals {
                 out.ids
+                    .entry(uid.type_name().to_string())
+                    .or_default()
+                    .insert(uid.id().unescaped().to_string());
+            }
+            if policy.effect() == Effect::Forbid
+                && let ResourceConstraint::Eq(scope) = policy.resource_constraint()
+                && let Some(at) = literals.iter().position(|u| *u == scope)
+            {
+                literals.remove(at);
+            }
+            for uid in literals {
+                out.fetch
                     .entry(uid.type_name().to_string())
                     .or_default()
                     .insert(uid.id().unescaped().to_string());
@@ -34,5 +51,10 @@ impl Literals {
 
     pub(crate) fn named(&self, entity_type: &str) -> impl Iterator<Item = &String> {
         self.ids.get(entity_type).into_iter().flatten()
+    }
+
+    /// The named ids of `entity_type` a list fetches whatever their class (see `fetch`).
+    pub(crate) fn fetched(&self, entity_type: &str) -> impl Iterator<Item = &String> {
+        self.fetch.get(entity_type).into_iter().flatten()
     }
 }

@@ -11,6 +11,7 @@
 # identity layer (the config trusts its address) and talks HTTPS with keep-alive.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lib.sh
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-32}
 NGINX_BIN=${NGINX_BIN:-$(command -v nginx || echo /usr/sbin/nginx)}
@@ -20,19 +21,11 @@ command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2
 [ -x "$NGINX_BIN" ] || { echo "nginx is missing: apt-get install -y nginx" >&2; exit 1; }
 cargo build --release -q --locked -p authz --bin authz -p ipm-api --bin ipm-api
 TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 TMP=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$TMP"; }
 trap cleanup EXIT
 
-wait_up() {
-  for _ in $(seq 1 200); do
-    curl -sk -o /dev/null "$1" && return 0
-    sleep 0.05
-  done
-  echo "nothing answers at $1" >&2; exit 1
-}
 
 # --- authz and ipm-api on loopback, one SQLite database, a copy of the shipped policies ---
 AUTHZ=127.0.0.1:$(free_port)
@@ -118,9 +111,6 @@ wrk.headers["Accept"] = "application/json"
 LUA
 decisions() { curl -s "http://$AUTHZ/metrics" | awk '/^authz_decisions_total\{.*adapter="nginx"/ {s+=$2} END {print s+0}'; }
 run() { taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$TMP/bob.lua" "https://127.0.0.1:$1/api/projects"; }
-rps() { awk '/Requests\/sec/ {print $2}'; }
-# wrk prints latencies with units (us, ms, s); in milliseconds.
-p() { awk -v q="$1%" '$1 == q { v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else {sub(/s$/,"",v); v*=1000}; print v }'; }
 
 run "$WITHOUT" >/dev/null # warm-up: connections, SQLite page cache
 echo "== nginx → ipm-api (auth_request off)"
@@ -130,14 +120,4 @@ echo "== nginx → authz → ipm-api (the shipped config)"
 authed=$(run "$WITH"); echo "$authed" | grep -E 'Requests/sec|  50%|  99%|Non-2xx'
 after=$(decisions)
 
-python3 - "$(echo "$direct" | rps)" "$(echo "$authed" | rps)" \
-  "$(echo "$direct" | p 50)" "$(echo "$authed" | p 50)" "$(echo "$direct" | p 99)" "$(echo "$authed" | p 99)" \
-  "$((after - before))" <<'PY'
-import sys
-d_rps, a_rps, d50, a50, d99, a99 = map(float, sys.argv[1:7])
-decided = int(sys.argv[7])
-print(f"authz decisions during the authorized run: {decided}")
-print(f"requests/s  through authz / direct: {a_rps:.0f} / {d_rps:.0f} = {a_rps / d_rps * 100:.1f}%")
-print(f"p50 (ms)    through authz / direct: {a50:.2f} / {d50:.2f} = {a50 / d50:.2f}x")
-print(f"p99 (ms)    through authz / direct: {a99:.2f} / {d99:.2f} = {a99 / d99:.2f}x")
-PY
+compare "$direct" "$authed" "$((after - before))"

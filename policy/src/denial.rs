@@ -20,6 +20,9 @@ pub enum Denial {
     PolicyError,
     GroupsUnavailable,
     ResourceUnavailable,
+    /// A policy denial on a resource the caller may not even see, answered as if it did not
+    /// exist, by a proxy that can answer 404 (Envoy; see `Enforcer::authorize_concealed`).
+    NotFound,
 }
 
 /// The three kinds of "no".
@@ -27,6 +30,8 @@ pub enum Denial {
 pub enum DenialKind {
     Unauthenticated,
     Forbidden,
+    /// Forbidden, and not even shown to exist.
+    NotFound,
     Unavailable,
 }
 
@@ -35,6 +40,7 @@ impl DenialKind {
         match self {
             Self::Unauthenticated => 401,
             Self::Forbidden => 403,
+            Self::NotFound => 404,
             Self::Unavailable => 503,
         }
     }
@@ -43,6 +49,7 @@ impl DenialKind {
         match self {
             Self::Unauthenticated => "unauthenticated",
             Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
             Self::Unavailable => "unavailable",
         }
     }
@@ -61,6 +68,7 @@ impl Denial {
             | Self::NoRoute
             | Self::PolicyDenied
             | Self::PolicyError => DenialKind::Forbidden,
+            Self::NotFound => DenialKind::NotFound,
             Self::GroupsUnavailable | Self::ResourceUnavailable => DenialKind::Unavailable,
         }
     }
@@ -84,6 +92,7 @@ impl Denial {
             Self::PolicyError => "policy_error",
             Self::GroupsUnavailable => "groups_unavailable",
             Self::ResourceUnavailable => "resource_unavailable",
+            Self::NotFound => "not_found",
         }
     }
 

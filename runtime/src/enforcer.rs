@@ -95,6 +95,35 @@ impl Enforcer {
         decision
     }
 
+    /// [`Self::authorize`], for a proxy that can answer 404 (Envoy): a policy denial on a
+    /// resource, named by a well-formed id, that the caller may not even see (its type's
+    /// `[visibility]` action in `routes.toml`) becomes [`Denial::NotFound`], as ipm-api answers
+    /// it. The edge then tells a hidden resource from a missing one no more than the API does.
+    /// The visibility question is recorded as a follow-up decision.
+    pub async fn authorize_concealed(
+        &self,
+        req: &AuthzRequest<'_>,
+        adapter: &'static str,
+    ) -> Decision {
+        let mut d = self.authorize(req, adapter).await;
+        let well_formed = d
+            .route
+            .as_ref()
+            .is_some_and(|r| ipm_policy::entities::parse_id(&r.resource_id).is_some());
+        if !well_formed {
+            return d;
+        }
+        if let Some(visible) = d.visibility() {
+            let method = req.method.text().unwrap_or("");
+            let uri = req.uri.text().unwrap_or("");
+            self.record_follow_up(adapter, &visible, method, uri);
+            if !visible.is_allowed() {
+                d.denial = Some(Denial::NotFound);
+            }
+        }
+        d
+    }
+
     /// The pipeline: `prepare` on the snapshot in force, the lookups, `conclude` on that
     /// same snapshot, whatever reloads in between.
     async fn decide(&self, req: &AuthzRequest<'_>) -> Decision {

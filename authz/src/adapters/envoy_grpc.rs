@@ -51,7 +51,7 @@ impl ExtAuthz {
             .and_then(|a| a.request.as_ref())
             .and_then(|r| r.http.as_ref());
         let req = authz_request(http, client_ip(check), &self.names);
-        let decision = self.enforcer.authorize(&req, ADAPTER).await;
+        let decision = self.enforcer.authorize_concealed(&req, ADAPTER).await;
         check_response(&decision, &self.names)
     }
 }
@@ -165,6 +165,7 @@ fn rpc_code(kind: DenialKind) -> tonic::Code {
     match kind {
         DenialKind::Unauthenticated => tonic::Code::Unauthenticated,
         DenialKind::Forbidden => tonic::Code::PermissionDenied,
+        DenialKind::NotFound => tonic::Code::NotFound,
         DenialKind::Unavailable => tonic::Code::Unavailable,
     }
 }

@@ -60,7 +60,7 @@ async fn check(
     mark_sensitive(&mut headers, &state.names.secret);
     let uri = original_uri(&path, &query);
     let req = envoy_request(&method, &uri, &headers, &state.names);
-    let d = state.enforcer.authorize(&req, ADAPTER).await;
+    let d = state.enforcer.authorize_concealed(&req, ADAPTER).await;
     let truncated = d
         .identity(state.names.groups_max)
         .is_some_and(|(_, _, truncated)| truncated);

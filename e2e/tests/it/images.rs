@@ -3,66 +3,26 @@
 //! group gets nothing through, not one byte to the API.
 
 use ipm_testkit::eventually;
-use tokio::sync::mpsc;
-use warp::hyper::body::Bytes;
 
 use crate::nginx::Setup;
 use crate::stack::Stack;
-use crate::support::{DEADLINE, Reply, SECRET};
+use crate::support::{DEADLINE, SECRET, Upload, png};
 
 const ALICE: &str = "alice@example.com";
 const CAROL: &str = "carol@example.com";
 const HALF: usize = 4 << 20;
 
-/// A PNG as the API recognises it (signature and header), `len` bytes in all.
-fn png(len: usize) -> Vec<u8> {
-    let mut v = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
-    v.extend_from_slice(&640u32.to_be_bytes());
-    v.extend_from_slice(&480u32.to_be_bytes());
-    v.extend_from_slice(&[8, 6, 0, 0, 0, 0, 0, 0, 0]);
-    let start = v.len();
-    v.extend((start..len).map(|i| (i.wrapping_mul(31) ^ (i >> 9)) as u8));
-    v
-}
-
-/// An upload whose body the test hands over piece by piece, sent as the identity layer
-/// would send it for `email`.
-struct Upload {
-    body: mpsc::Sender<Result<Bytes, std::io::Error>>,
-    reply: tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>,
-}
-
-impl Upload {
-    fn start(stack: &Stack, project: &str, email: &str) -> Self {
-        let (tx, rx) = mpsc::channel(1);
-        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|chunk| (chunk, rx))
-        });
-        let request = stack
+/// An upload to `project` as the identity layer sends it for `email`.
+fn start_upload(stack: &Stack, project: &str, email: &str) -> Upload {
+    Upload::start(
+        stack
             .as_layer
             .post(stack.nginx.url(&format!(
                 "/api/projects/{project}/images?filename=photo.png"
             )))
             .header("x-forwarded-email", email)
-            .header("content-type", "application/octet-stream")
-            .body(reqwest::Body::wrap_stream(stream));
-        Self {
-            body: tx,
-            reply: tokio::spawn(request.send()),
-        }
-    }
-
-    async fn send(&self, bytes: &[u8]) {
-        self.body
-            .send(Ok(Bytes::copy_from_slice(bytes)))
-            .await
-            .unwrap();
-    }
-
-    async fn finish(self) -> Reply {
-        drop(self.body);
-        Reply::read(self.reply.await.unwrap().unwrap()).await
-    }
+            .header("content-type", "application/octet-stream"),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,7 +41,7 @@ async fn an_image_streams_up_and_down_through_nginx() {
     let (first, rest) = image.split_at(HALF);
 
     let before = relay.bytes_in();
-    let upload = Upload::start(&stack, &project, ALICE);
+    let upload = start_upload(&stack, &project, ALICE);
     upload.send(first).await;
     // The first half reaches the API while the client still holds the second.
     let streamed = eventually(DEADLINE, || async {
@@ -121,7 +81,7 @@ async fn an_image_streams_up_and_down_through_nginx() {
 
     // Another group's member: refused before a byte of the body goes anywhere.
     let before = relay.bytes_in();
-    let upload = Upload::start(&stack, &project, CAROL);
+    let upload = start_upload(&stack, &project, CAROL);
     upload.send(&png(64 * 1024)).await;
     let r = upload.finish().await;
     assert_eq!(r.status, 403, "{}", r.body);
@@ -151,7 +111,7 @@ async fn without_proxy_request_buffering_off_nginx_would_spool_the_upload() {
     let (first, rest) = image.split_at(HALF);
 
     let before = relay.bytes_in();
-    let upload = Upload::start(&stack, &project, ALICE);
+    let upload = start_upload(&stack, &project, ALICE);
     upload.send(first).await;
     let spooled = eventually(DEADLINE, || async {
         stack

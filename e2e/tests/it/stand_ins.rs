@@ -255,20 +255,39 @@ pub fn reply(status: u16, headers: &[(&str, &str)], body: &str) -> Response<Byte
 pub struct Relay {
     pub addr: SocketAddr,
     bytes_in: Arc<AtomicU64>,
+    /// The first [`KEPT`] bytes received, for tests that look for what must not arrive.
+    kept: Arc<Mutex<Vec<u8>>>,
 }
+
+/// How much of what reaches the API a relay keeps.
+const KEPT: usize = 64 << 20;
 
 impl Relay {
     pub async fn start(target: SocketAddr) -> Self {
         let bytes_in = Arc::new(AtomicU64::new(0));
-        let counter = bytes_in.clone();
+        let kept = Arc::new(Mutex::new(Vec::new()));
+        let (counter, keep) = (bytes_in.clone(), kept.clone());
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         tokio::spawn(async move {
             while let Ok((conn, _)) = l.accept().await {
-                tokio::spawn(pipe(conn, target, counter.clone()));
+                tokio::spawn(pipe(conn, target, counter.clone(), keep.clone()));
             }
         });
-        Self { addr, bytes_in }
+        Self {
+            addr,
+            bytes_in,
+            kept,
+        }
+    }
+
+    /// Whether `needle` occurs in what reached the API so far (case-insensitively, as header
+    /// names and many values compare).
+    pub fn received(&self, needle: &str) -> bool {
+        let kept = self.kept.lock().unwrap();
+        let needle = needle.to_ascii_lowercase();
+        kept.windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
     }
 
     /// Bytes received from nginx so far.
@@ -277,7 +296,12 @@ impl Relay {
     }
 }
 
-async fn pipe(mut client: tokio::net::TcpStream, target: SocketAddr, counter: Arc<AtomicU64>) {
+async fn pipe(
+    mut client: tokio::net::TcpStream,
+    target: SocketAddr,
+    counter: Arc<AtomicU64>,
+    kept: Arc<Mutex<Vec<u8>>>,
+) {
     let Ok(mut server) = tokio::net::TcpStream::connect(target).await else {
         return;
     };
@@ -290,6 +314,11 @@ async fn pipe(mut client: tokio::net::TcpStream, target: SocketAddr, counter: Ar
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
+            {
+                let mut kept = kept.lock().unwrap();
+                let room = KEPT.saturating_sub(kept.len()).min(n);
+                kept.extend_from_slice(&buf[..room]);
+            }
             counter.fetch_add(n as u64, Ordering::SeqCst);
             if to_server.write_all(&buf[..n]).await.is_err() {
                 break;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use authz::config::Config;
 use authz::server::ServerHandle;
 use ipm_testkit::{copy_policies, repo_root};
+use warp::hyper::body::Bytes;
 
 /// The secret nginx, authz and ipm-api share in the tests.
 pub const SECRET: &str = "e2e-secret-0123456789abcdef0123456789abcdef";
@@ -106,5 +107,50 @@ impl Reply {
 
     pub fn header_count(&self, name: &str) -> usize {
         self.headers.get_all(name).iter().count()
+    }
+}
+
+/// A PNG as the API recognises it (signature and header), `len` bytes in all.
+pub fn png(len: usize) -> Vec<u8> {
+    let mut v = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+    v.extend_from_slice(&640u32.to_be_bytes());
+    v.extend_from_slice(&480u32.to_be_bytes());
+    v.extend_from_slice(&[8, 6, 0, 0, 0, 0, 0, 0, 0]);
+    let start = v.len();
+    v.extend((start..len).map(|i| (i.wrapping_mul(31) ^ (i >> 9)) as u8));
+    v
+}
+
+/// An upload whose body the test hands over piece by piece, so it can see the API receive
+/// the first piece while the client still holds the rest.
+pub struct Upload {
+    body: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    reply: tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>,
+}
+
+impl Upload {
+    /// Sends `request` (method, URL and headers set) with a body fed by [`Upload::send`].
+    pub fn start(request: reqwest::RequestBuilder) -> Self {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|chunk| (chunk, rx))
+        });
+        let request = request.body(reqwest::Body::wrap_stream(stream));
+        Self {
+            body: tx,
+            reply: tokio::spawn(request.send()),
+        }
+    }
+
+    pub async fn send(&self, bytes: &[u8]) {
+        self.body
+            .send(Ok(Bytes::copy_from_slice(bytes)))
+            .await
+            .unwrap();
+    }
+
+    pub async fn finish(self) -> Reply {
+        drop(self.body);
+        Reply::read(self.reply.await.unwrap().unwrap()).await
     }
 }

@@ -5,6 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use ipm_runtime::db::{DbPool, DbUrlError, PoolSettings};
+use ipm_runtime::db_lists;
 use ipm_runtime::with_pool;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::SqliteConnectOptions;
@@ -128,77 +129,17 @@ impl Db {
         after: Uuid,
         limit: u32,
     ) -> Result<Vec<Project>, DbError> {
-        let limit = i64::from(limit);
-        let (only, listed): (bool, Vec<String>) = match groups {
-            Set::All => (false, Vec::new()),
-            Set::Only(g) => (true, g.clone()),
-            Set::AllBut(g) => (false, g.clone()),
-        };
-        let rows = match &self.pool {
-            // SQLite has no arrays: lists travel as JSON arrays; ids as lower-case hex.
-            DbPool::Sqlite(p) => {
-                let listed = serde_json::to_string(&listed).unwrap_or_default();
-                let ids: Vec<String> = ids.iter().map(|i| hex::encode(i.as_bytes())).collect();
-                let ids = serde_json::to_string(&ids).unwrap_or_default();
-                sqlx::query_as::<_, Project>(
-                    "SELECT id, name, description, meta_group_id, created_by, created_at, updated_at \
-                     FROM projects \
-                     WHERE id > $1 AND ($2 IS NULL OR meta_group_id = $2) \
-                       AND ((CASE WHEN $3 THEN meta_group_id IN (SELECT value FROM json_each($4)) \
-                                  ELSE meta_group_id NOT IN (SELECT value FROM json_each($4)) END) \
-                            OR lower(hex(id)) IN (SELECT value FROM json_each($5))) \
-                     ORDER BY id LIMIT $6",
-                )
-                .bind(after)
-                .bind(group)
-                .bind(only)
-                .bind(listed)
-                .bind(ids)
-                .bind(limit)
-                .fetch_all(p)
-                .await
-            }
-            // A few groups: one index range per group, each cut at the page size, then
-            // merged, so the work is bounded by groups x page size whatever the table's size.
-            DbPool::Postgres(p) if only => sqlx::query_as::<_, Project>(
-                "SELECT * FROM ( \
-                     SELECT p.id, p.name, p.description, p.meta_group_id, p.created_by, \
-                            p.created_at, p.updated_at \
-                     FROM unnest($1::text[]) AS g(name) \
-                     CROSS JOIN LATERAL ( \
-                         SELECT id, name, description, meta_group_id, created_by, created_at, updated_at \
-                         FROM projects WHERE meta_group_id = g.name AND id > $2 \
-                         ORDER BY id LIMIT $3) AS p \
-                     UNION \
-                     SELECT id, name, description, meta_group_id, created_by, created_at, updated_at \
-                     FROM projects WHERE id = ANY($4) AND id > $2) AS x \
-                 WHERE ($5::text IS NULL OR meta_group_id = $5) \
-                 ORDER BY id LIMIT $3",
-            )
-            .bind(listed)
-            .bind(after)
-            .bind(limit)
-            .bind(ids)
-            .bind(group)
-            .fetch_all(p)
-            .await,
-            // All groups but a few: the primary key in order, skipping those groups.
-            DbPool::Postgres(p) => sqlx::query_as::<_, Project>(
-                "SELECT id, name, description, meta_group_id, created_by, created_at, updated_at \
-                 FROM projects \
-                 WHERE id > $2 AND ($5::text IS NULL OR meta_group_id = $5) \
-                   AND (meta_group_id <> ALL($1::text[]) OR id = ANY($4)) \
-                 ORDER BY id LIMIT $3",
-            )
-            .bind(listed)
-            .bind(after)
-            .bind(limit)
-            .bind(ids)
-            .bind(group)
-            .fetch_all(p)
-            .await,
-        };
-        rows.map_err(|e| self.unavailable(e))
+        db_lists::projects_where(
+            &self.pool,
+            db_lists::ALL_COLUMNS,
+            groups,
+            ids,
+            group,
+            after,
+            limit,
+        )
+        .await
+        .map_err(|e| self.unavailable(e))
     }
 
     pub async fn get(&self, id: Uuid) -> Result<Option<Project>, DbError> {

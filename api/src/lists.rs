@@ -7,17 +7,13 @@
 
 use ipm_policy::Decision;
 use ipm_policy::entities::{ImageParent, image_entities, parse_id, project_entities};
-use ipm_policy::visible::Set;
+use ipm_policy::visible::{Set, page};
 use uuid::Uuid;
 
 use crate::db::DbError;
 use crate::image_store::{IdFilter, Image};
 use crate::models::{ListQuery, Project};
 use crate::state::ApiState;
-
-/// Rows fetched per round trip beyond what the page still needs: rows the policies hide are
-/// skipped without another query.
-const SLACK: u32 = 32;
 
 fn ids(of: &[String]) -> Vec<Uuid> {
     of.iter().filter_map(|i| parse_id(i)).collect()
@@ -45,28 +41,15 @@ pub(crate) async fn projects(
         return Ok(Vec::new());
     };
     let named = ids(&filter.ids);
-    let mut out = Vec::new();
-    let mut after = q.after.unwrap_or(Uuid::nil());
-    loop {
-        let want = q.limit + 1 - out.len() as u32;
-        let fetch = want + SLACK;
-        let rows =
-            s.db.list_where(&filter.groups, &named, q.group.as_deref(), after, fetch)
-                .await?;
-        let exhausted = (rows.len() as u32) < fetch;
-        for p in rows {
-            after = p.id;
-            if may_read_project(decision, &p) {
-                out.push(p);
-                if out.len() as u32 > q.limit {
-                    return Ok(out);
-                }
-            }
-        }
-        if exhausted {
-            return Ok(out);
-        }
-    }
+    let group = q.group.as_deref();
+    page(
+        q.limit,
+        q.after.unwrap_or(Uuid::nil()),
+        |after, n| s.db.list_where(&filter.groups, &named, group, after, n),
+        |p| p.id,
+        |p| may_read_project(decision, p),
+    )
+    .await
 }
 
 /// Up to `limit + 1` images of `parent`'s project the caller may read, after `after`.
@@ -84,29 +67,17 @@ pub(crate) async fn images(
         Some(Set::Only(v)) => IdFilter::Only(ids(&v)),
         Some(Set::AllBut(v)) => IdFilter::AllBut(ids(&v)),
     };
-    let mut out = Vec::new();
-    let mut after = after;
-    loop {
-        let fetch = limit + 1 - out.len() as u32 + SLACK;
-        let rows = s
-            .images
-            .store
-            .list_where(project, &filter, after, fetch)
-            .await?;
-        let exhausted = (rows.len() as u32) < fetch;
-        for image in rows {
-            after = Some(image.id);
-            let id = image.id.to_string();
-            let entities = image_entities(&id, parent).ok();
-            if allowed(entities.and_then(|e| decision.item("Image", &id, e))) {
-                out.push(image);
-                if out.len() as u32 > limit {
-                    return Ok(out);
-                }
-            }
-        }
-        if exhausted {
-            return Ok(out);
-        }
-    }
+    let visible = |image: &Image| {
+        let id = image.id.to_string();
+        let entities = image_entities(&id, parent).ok();
+        allowed(entities.and_then(|e| decision.item("Image", &id, e)))
+    };
+    page(
+        limit,
+        after,
+        |after, n| s.images.store.list_where(project, &filter, after, n),
+        |image| Some(image.id),
+        visible,
+    )
+    .await
 }

@@ -117,7 +117,11 @@ fn with_database(enforcer: Enforcer, config: &Config) -> Result<Enforcer, StartE
     );
     let cache = (!config.entity_cache_ttl.is_zero())
         .then(|| EntityCache::new(config.entity_cache_ttl, Arc::new(std::time::Instant::now)));
-    Ok(enforcer.with_resolver(Arc::new(DbEntityResolver::new(db, cache))))
+    let resolver = Arc::new(DbEntityResolver::new(db, cache));
+    // The same rows serve AuthZEN's project search, on the API's own list engine.
+    Ok(enforcer
+        .with_resolver(resolver.clone())
+        .with_projects(resolver))
 }
 
 #[cfg(not(feature = "database"))]

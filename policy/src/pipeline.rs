@@ -42,6 +42,18 @@ pub fn prepare(
             ..Decision::deny(Denial::MissingOriginalRequest)
         }));
     };
+    prepare_for(snapshot, user, method, uri, req.client_ip)
+}
+
+/// Matches the route of `method uri` for `user`, whom the caller has already authenticated
+/// (an AuthZEN client asking about a user, not a proxy passing one on), on `snapshot`.
+pub fn prepare_for(
+    snapshot: Arc<PolicySnapshot>,
+    user: Email,
+    method: &str,
+    uri: &str,
+    client_ip: Option<IpAddr>,
+) -> Result<Prepared, Box<Decision>> {
     let Some(route) = snapshot.routes.matches(method, uri) else {
         return Err(Box::new(Decision {
             user: Some(user),
@@ -53,7 +65,7 @@ pub fn prepare(
         user,
         route,
         method: method.to_string(),
-        client_ip: req.client_ip,
+        client_ip,
         snapshot,
     })
 }

@@ -14,8 +14,11 @@
 //! policy names them. A policy that reads the path makes the filter fetch everything.
 
 use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
 
 use cedar_policy::Entity;
+use uuid::Uuid;
 
 use crate::entities::{ImageParent, image_entities, project_entities};
 use crate::pipeline::Decision;
@@ -44,6 +47,62 @@ impl Set {
 pub struct ProjectFilter {
     pub groups: Set,
     pub ids: Vec<String>,
+}
+
+/// Rows fetched per round trip beyond what a page still needs: rows the policies hide are
+/// skipped without another query.
+pub const SLACK: u32 = 32;
+
+/// One page of a list that follows the policies: up to `limit + 1` rows (the extra one says
+/// that more follow), in key order after `after`. `fetch(after, n)` returns up to `n` rows after
+/// `after` in key order, as the list's filter selects them; `key` is a row's key, and
+/// `visible` (the item route's own question) has the last word on each row. The cursor moves
+/// past hidden rows too, so a page costs a bounded number of fetches per hidden run.
+pub async fn page<R, K, E, Fut>(
+    limit: u32,
+    mut after: K,
+    mut fetch: impl FnMut(K, u32) -> Fut,
+    key: impl Fn(&R) -> K,
+    visible: impl Fn(&R) -> bool,
+) -> Result<Vec<R>, E>
+where
+    K: Clone,
+    Fut: Future<Output = Result<Vec<R>, E>>,
+{
+    let mut out = Vec::new();
+    loop {
+        let n = (limit + 1).saturating_sub(out.len() as u32) + SLACK;
+        let rows = fetch(after.clone(), n).await?;
+        let exhausted = (rows.len() as u32) < n;
+        for row in rows {
+            after = key(&row);
+            if visible(&row) {
+                out.push(row);
+                if out.len() as u32 > limit {
+                    return Ok(out);
+                }
+            }
+        }
+        if exhausted {
+            return Ok(out);
+        }
+    }
+}
+
+/// Projects as a list fetches them: id and group.
+pub type ProjectRowsFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Vec<(Uuid, String)>, String>> + Send + 'a>>;
+
+/// Where projects live (the API's database), for a service that lists them without owning
+/// them: authz's AuthZEN resource search.
+pub trait ProjectRows: Send + Sync + 'static {
+    /// Up to `limit` projects with ids after `after`, in id order, as `filter` selects them.
+    fn fetch<'a>(
+        &'a self,
+        filter: &'a ProjectFilter,
+        after: Uuid,
+        limit: u32,
+    ) -> ProjectRowsFuture<'a>;
 }
 
 /// An id no policy names, for a stand-in.
@@ -100,6 +159,31 @@ impl Decision {
             Set::Only(yes)
         };
         Some(ProjectFilter { groups, ids })
+    }
+
+    /// One page of the projects the caller may read through the item route, from `rows`:
+    /// up to `limit + 1` (id, group), in id order after `after`. See [`page`].
+    pub async fn visible_projects(
+        &self,
+        rows: &dyn ProjectRows,
+        after: Uuid,
+        limit: u32,
+    ) -> Result<Vec<(Uuid, String)>, String> {
+        let Some(filter) = self.project_filter() else {
+            return Ok(Vec::new());
+        };
+        let visible = |(id, group): &(Uuid, String)| {
+            let id = id.to_string();
+            self.item_allowed("Project", &id, project_entities(&id, group).ok())
+        };
+        page(
+            limit,
+            after,
+            |after, n| rows.fetch(&filter, after, n),
+            |r| r.0,
+            visible,
+        )
+        .await
     }
 
     /// The images of one project (in `parent.group`) the caller may read, as ids to fetch.

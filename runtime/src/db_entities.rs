@@ -96,6 +96,11 @@ impl DbEntityResolver {
         }
     }
 
+    /// The database it reads.
+    pub fn db(&self) -> &DbPool {
+        &self.db
+    }
+
     async fn image_parent(&self, id: Uuid) -> Result<Option<ImageParent>, sqlx::Error> {
         if let Some(parent) = self.image_cache.as_ref().and_then(|c| c.get(id)) {
             return Ok(Some(parent));

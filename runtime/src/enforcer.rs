@@ -18,6 +18,7 @@ use ipm_policy::search::{Searched, permitted_actions, permitted_entities};
 use ipm_policy::secret::SecretSet;
 use ipm_policy::snapshot::PolicySnapshot;
 use ipm_policy::store::PolicyStore;
+use ipm_policy::visible::ProjectRows;
 use ipm_policy::{Denial, record};
 
 use crate::metrics::{DecisionLabels, Metrics, SourceLabels};
@@ -38,6 +39,8 @@ pub struct Enforcer {
     pub store: Arc<PolicyStore>,
     pub groups: Arc<dyn GroupSource>,
     pub resolver: Option<Arc<dyn EntityResolver>>,
+    /// Where projects live, for the paged project search (`search_pages.rs`).
+    pub(crate) projects: Option<Arc<dyn ProjectRows>>,
     observers: Vec<Arc<dyn DecisionObserver>>,
     /// `None` only in debug mode with `SKIP_HEADER_CHECK=true`.
     secrets: Option<SecretSet>,
@@ -65,6 +68,7 @@ impl Enforcer {
             store,
             groups,
             resolver: None,
+            projects: None,
             observers: Vec::new(),
             secrets,
             metrics,

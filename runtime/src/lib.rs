@@ -9,12 +9,15 @@ pub mod config;
 pub mod db;
 #[cfg(feature = "database")]
 pub mod db_entities;
+#[cfg(feature = "database")]
+pub mod db_lists;
 pub mod enforcer;
 pub mod groups;
 pub mod headers;
 pub mod listen;
 pub mod metrics;
 pub mod reload;
+pub mod search_pages;
 pub mod service;
 pub mod signals;
 pub mod telemetry;

@@ -5,6 +5,7 @@
 mod api;
 mod conformance;
 mod pip;
+mod projects;
 mod python_client;
 mod search;
 

@@ -16,6 +16,7 @@ use ipm_policy::evaluate::Semantic;
 use ipm_policy::search::Searched;
 use ipm_policy::secret::SecretSet;
 use ipm_runtime::enforcer::Enforcer;
+use ipm_runtime::search_pages::SearchError;
 use ipm_runtime::service::mark_sensitive;
 use serde_json::{Value, json};
 use warp::Filter;
@@ -282,19 +283,29 @@ async fn search(
         "resource" => Some(Searched::Resource),
         _ => None,
     };
-    let found = match state.enforcer.search(&q, position).await {
+    let page = req.page.as_ref();
+    let (token, limit) = (
+        page.and_then(|p| p.token.as_deref())
+            .filter(|t| !t.is_empty()),
+        page.and_then(|p| p.limit),
+    );
+    let found = match state.enforcer.search_page(&q, position, token, limit).await {
         Ok(found) => found,
-        Err(e) => {
+        Err(e @ SearchError::BadToken) => return Ok(bad_request(e.to_string(), id)),
+        Err(SearchError::Unavailable(e)) => {
+            // Fail closed, but say so: an empty page would read as "nothing is allowed".
             tracing::warn!(target: "authz::authzen", searched, error = %e, "search failed");
-            Vec::new()
+            let body = json!({ "error": "unavailable", "reason": e });
+            return Ok(reply(StatusCode::SERVICE_UNAVAILABLE, &body, id));
         }
     };
     tracing::info!(
         target: "authz::authzen", searched, action = q.action,
         subject_type = q.subject.entity_type, resource_type = q.resource.entity_type,
-        results = found.len(), "search"
+        results = found.results.len(), "search"
     );
     let results = found
+        .results
         .into_iter()
         .map(|found| match searched {
             "subject" => json!({ "type": q.subject.entity_type, "id": found }),
@@ -302,7 +313,11 @@ async fn search(
             _ => json!({ "name": found }),
         })
         .collect();
-    Ok(reply(StatusCode::OK, &wire::results(results), id))
+    Ok(reply(
+        StatusCode::OK,
+        &wire::results(results, found.next_token),
+        id,
+    ))
 }
 
 /// `/.well-known/authzen-configuration`: public, like any discovery document.

@@ -68,8 +68,17 @@ impl Options {
     }
 }
 
+/// A search's paging: the previous page's `next_token`, and how many results to return.
+#[derive(Debug, Default, Deserialize)]
+pub struct PageIn {
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
 /// Any request body: a single evaluation, a batch (top-level keys are the defaults), or a
-/// search (the searched position's id is ignored, `page` too: results come in one page).
+/// search (the searched position's id is ignored; `page` asks for a page after a token).
 #[derive(Debug, Default, Deserialize)]
 pub struct RequestIn {
     #[serde(default)]
@@ -84,6 +93,8 @@ pub struct RequestIn {
     pub evaluations: Option<Vec<EvaluationIn>>,
     #[serde(default)]
     pub options: Option<Options>,
+    #[serde(default)]
+    pub page: Option<PageIn>,
 }
 
 /// Parses a body; the message names the field at fault (`evaluations[2].subject.type: ...`).
@@ -220,7 +231,7 @@ pub fn decision(v: &CedarVerdict, reasons: bool) -> Value {
     })
 }
 
-/// A search's answer: every result in one page.
-pub fn results(results: Vec<Value>) -> Value {
-    json!({ "results": results, "page": { "next_token": "" } })
+/// A search's answer: one page of results, and the token of the next (empty after the last).
+pub fn results(results: Vec<Value>, next_token: Option<String>) -> Value {
+    json!({ "results": results, "page": { "next_token": next_token.unwrap_or_default() } })
 }

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use ipm_policy::secret::Secret;
 use ipm_runtime::config::spec::{
-    API_ALLOWED_ORIGINS, API_CLIENT_IP_HEADER, API_LISTEN, API_POLICY_POLL_SECONDS, CSP,
-    DATABASE_URL, DB_ACQUIRE_TIMEOUT_MS, DB_AUTO_MIGRATE, DB_MAX_CONNECTIONS, GROUPS_FILE, HSTS,
-    POLICY_DIR, X_PROXY_SECRET_HEADER, X_USER_ID_HEADER,
+    API_ALLOWED_ORIGINS, API_CLIENT_IP_HEADER, API_LISTEN, API_POLICY_POLL_SECONDS, API_UI_CSP,
+    CSP, DATABASE_URL, DB_ACQUIRE_TIMEOUT_MS, DB_AUTO_MIGRATE, DB_MAX_CONNECTIONS, GROUPS_FILE,
+    HSTS, POLICY_DIR, X_PROXY_SECRET_HEADER, X_USER_ID_HEADER,
 };
 use ipm_runtime::config::{
     ConfigError, DirectoryConfig, Env, ListenAddr, Program, SecretConfig, environment,
@@ -64,6 +64,8 @@ pub struct Config {
     pub db_acquire_timeout: Duration,
     /// [`CSP`]
     pub csp: String,
+    /// [`API_UI_CSP`]: the web UI's, on its page and files.
+    pub ui_csp: String,
     /// [`HSTS`]: send `Strict-Transport-Security` (only behind HTTPS).
     pub hsts: bool,
     /// [`LOG_FILE`](ipm_runtime::config::spec::LOG_FILE); empty is `None`.
@@ -169,8 +171,11 @@ impl Config {
             .map_err(|m| API_ALLOWED_ORIGINS.invalid(m))?;
         let db = DbSettings::from_map(env)?;
         let csp = CSP.value(env);
-        if !csp.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-            return Err(CSP.invalid("must be printable ASCII (it is sent as a header)"));
+        let ui_csp = API_UI_CSP.value(env);
+        for (var, value) in [(&CSP, csp), (&API_UI_CSP, ui_csp)] {
+            if !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+                return Err(var.invalid("must be printable ASCII (it is sent as a header)"));
+            }
         }
         let poll = API_POLICY_POLL_SECONDS.get(env)?;
         let directory =
@@ -191,6 +196,7 @@ impl Config {
             db_max_connections: db.max_connections,
             db_acquire_timeout: db.acquire_timeout,
             csp: csp.to_string(),
+            ui_csp: ui_csp.to_string(),
             hsts: HSTS.get(env)?,
             log_file: log_file(env),
             images: ImageConfig::from_map(env)?,
@@ -226,6 +232,7 @@ impl Config {
             db_max_connections: 5,
             db_acquire_timeout: Duration::from_millis(DB_ACQUIRE_TIMEOUT_MS.default),
             csp: DEFAULT_CSP.into(),
+            ui_csp: API_UI_CSP.default.into(),
             hsts: HSTS.default,
             log_file: None,
             // Beside the policies, inside the test's own folder.

@@ -26,6 +26,12 @@ pub const DEFAULT_DATABASE_URL: &str = DATABASE_URL.default;
 /// The default `Content-Security-Policy`: the API serves JSON only, so nothing may load.
 pub const DEFAULT_CSP: &str = CSP.default;
 
+/// The web UI's `Content-Security-Policy` when `API_UI_CSP` is unset: its own files and API
+/// calls only, nothing inline (no script, style or handler), no framing.
+pub const DEFAULT_UI_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+    img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; \
+    frame-ancestors 'none'";
+
 /// ipm-api's settings. Each field names its variable; the defaults and documentation are in
 /// [`spec`](ipm_runtime::config::spec).
 #[derive(Clone)]
@@ -171,11 +177,13 @@ impl Config {
             .map_err(|m| API_ALLOWED_ORIGINS.invalid(m))?;
         let db = DbSettings::from_map(env)?;
         let csp = CSP.value(env);
-        let ui_csp = API_UI_CSP.value(env);
-        for (var, value) in [(&CSP, csp), (&API_UI_CSP, ui_csp)] {
-            if !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-                return Err(var.invalid("must be printable ASCII (it is sent as a header)"));
-            }
+        let ui_csp = API_UI_CSP.raw(env).unwrap_or(DEFAULT_UI_CSP);
+        let printable = |v: &str| v.bytes().all(|b| (0x20..0x7f).contains(&b));
+        if !printable(csp) {
+            return Err(CSP.invalid("must be printable ASCII (it is sent as a header)"));
+        }
+        if !printable(ui_csp) {
+            return Err(API_UI_CSP.invalid("must be printable ASCII (it is sent as a header)"));
         }
         let poll = API_POLICY_POLL_SECONDS.get(env)?;
         let directory =
@@ -232,7 +240,7 @@ impl Config {
             db_max_connections: 5,
             db_acquire_timeout: Duration::from_millis(DB_ACQUIRE_TIMEOUT_MS.default),
             csp: DEFAULT_CSP.into(),
-            ui_csp: API_UI_CSP.default.into(),
+            ui_csp: DEFAULT_UI_CSP.into(),
             hsts: HSTS.default,
             log_file: None,
             // Beside the policies, inside the test's own folder.
@@ -304,6 +312,10 @@ mod tests {
             err(&[("PROXY_SHARED_SECRET", GOOD), ("CSP", "a\u{7f}")]).starts_with("CSP is invalid")
         );
         assert!(
+            err(&[("PROXY_SHARED_SECRET", GOOD), ("API_UI_CSP", "a\u{7f}")])
+                .starts_with("API_UI_CSP is invalid")
+        );
+        assert!(
             err(&[("PROXY_SHARED_SECRET", GOOD), ("API_ALLOWED_ORIGINS", "*")])
                 .starts_with("API_ALLOWED_ORIGINS is invalid")
         );
@@ -331,6 +343,13 @@ mod tests {
         assert_eq!(example.db_acquire_timeout, unset.db_acquire_timeout);
         assert_eq!(example.csp, DEFAULT_CSP);
         assert_eq!(example.csp, unset.csp);
+        assert_eq!(
+            (example.ui_csp.as_str(), unset.ui_csp.as_str()),
+            (DEFAULT_UI_CSP, DEFAULT_UI_CSP)
+        );
+        // The variable's documentation shows the policy it stands for.
+        let doc = ipm_runtime::config::spec::API_UI_CSP.doc.replace('\n', " ");
+        assert!(doc.contains(DEFAULT_UI_CSP), "{doc}");
         assert_eq!(
             (example.user_header, example.secret_header),
             (unset.user_header, unset.secret_header)

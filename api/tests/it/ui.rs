@@ -1,7 +1,7 @@
 //! The web UI as ipm-api serves it: the page and its files behind the same checks as the API,
 //! under the UI's own CSP, cached by version; and `/api/me`, who the page says is signed in.
 
-use ipm_runtime::config::spec::API_UI_CSP;
+use ipm_api::config::DEFAULT_UI_CSP;
 use reqwest::Method;
 
 use crate::support::*;
@@ -39,7 +39,7 @@ async fn the_page_and_its_files_are_served_under_their_own_csp() {
     let r = get(&app, Some(ALICE), "/", &[]).await;
     assert_eq!(r.status(), 200);
     assert_eq!(header(&r, "content-type"), "text/html; charset=utf-8");
-    assert_eq!(header(&r, "content-security-policy"), API_UI_CSP.default);
+    assert_eq!(header(&r, "content-security-policy"), DEFAULT_UI_CSP);
     assert_eq!(header(&r, "cache-control"), "no-store");
     assert_eq!(header(&r, "x-content-type-options"), "nosniff");
     assert_eq!(header(&r, "x-frame-options"), "SAMEORIGIN");
@@ -72,7 +72,7 @@ async fn the_page_and_its_files_are_served_under_their_own_csp() {
     let r = get(&app, Some(ALICE), &script, &[]).await;
     assert_eq!(r.status(), 200);
     assert_eq!(header(&r, "content-type"), "text/javascript; charset=utf-8");
-    assert_eq!(header(&r, "content-security-policy"), API_UI_CSP.default);
+    assert_eq!(header(&r, "content-security-policy"), DEFAULT_UI_CSP);
     assert_eq!(
         header(&r, "cache-control"),
         "private, max-age=31536000, immutable"

@@ -80,13 +80,13 @@ pub const CSP: Var<&str> = Var::new(
      serves JSON only, so nothing may load.",
 );
 
-pub const API_UI_CSP: Var<&str> = Var::new(
+pub const API_UI_CSP: Var<Unset> = Var::unset(
     "API_UI_CSP",
     Api,
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+    "Content-Security-Policy on the web UI's pages and files (`/`, `/projects/…`, `/assets/…`).\n\
+     Unset: its own scripts, styles, images and API calls only; nothing inline, no framing:\n\
+     default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self';\n\
      connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-    "Content-Security-Policy on the web UI's pages and files (`/`, `/projects/…`, `/assets/…`):\n\
-     its own scripts and styles only, nothing inline.",
 );
 
 pub const HSTS: Var<bool> = Var::new(

@@ -1,7 +1,9 @@
 //! Thumbnails: made when an image is uploaded, or on first request for one stored before,
 //! and kept beside the image's object (`ObjectKey::thumbnail`), removed with it (`deletions`,
 //! `gc`). `render` is the pure part; here the image is read back from storage into an unnamed
-//! temporary file and decoded on the blocking pool, a bounded number at once.
+//! temporary file (in `TMPDIR`) and decoded on the blocking pool, a bounded number at once.
+//! A thumbnail made on request while its image is being deleted can outlive it: `ipm-api gc`
+//! finds it (a thumbnail without a row) and removes it.
 
 use std::io::{BufReader, Seek};
 use std::sync::Arc;

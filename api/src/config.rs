@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use ipm_policy::secret::Secret;
 use ipm_runtime::config::spec::{
-    API_ALLOWED_ORIGINS, API_CLIENT_IP_HEADER, API_LISTEN, API_POLICY_POLL_SECONDS, CSP,
-    DATABASE_URL, DB_ACQUIRE_TIMEOUT_MS, DB_AUTO_MIGRATE, DB_MAX_CONNECTIONS, GROUPS_FILE, HSTS,
-    POLICY_DIR, X_PROXY_SECRET_HEADER, X_USER_ID_HEADER,
+    API_ALLOWED_ORIGINS, API_CLIENT_IP_HEADER, API_LISTEN, API_POLICY_POLL_SECONDS, API_UI_CSP,
+    CSP, DATABASE_URL, DB_ACQUIRE_TIMEOUT_MS, DB_AUTO_MIGRATE, DB_MAX_CONNECTIONS, GROUPS_FILE,
+    HSTS, POLICY_DIR, X_PROXY_SECRET_HEADER, X_USER_ID_HEADER,
 };
 use ipm_runtime::config::{
     ConfigError, DirectoryConfig, Env, ListenAddr, Program, SecretConfig, environment,
@@ -25,6 +25,12 @@ pub const DEFAULT_DATABASE_URL: &str = DATABASE_URL.default;
 
 /// The default `Content-Security-Policy`: the API serves JSON only, so nothing may load.
 pub const DEFAULT_CSP: &str = CSP.default;
+
+/// The web UI's `Content-Security-Policy` when `API_UI_CSP` is unset: its own files and API
+/// calls only, nothing inline (no script, style or handler), no framing.
+pub const DEFAULT_UI_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+    img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; \
+    frame-ancestors 'none'";
 
 /// ipm-api's settings. Each field names its variable; the defaults and documentation are in
 /// [`spec`](ipm_runtime::config::spec).
@@ -64,6 +70,8 @@ pub struct Config {
     pub db_acquire_timeout: Duration,
     /// [`CSP`]
     pub csp: String,
+    /// [`API_UI_CSP`]: the web UI's, on its page and files.
+    pub ui_csp: String,
     /// [`HSTS`]: send `Strict-Transport-Security` (only behind HTTPS).
     pub hsts: bool,
     /// [`LOG_FILE`](ipm_runtime::config::spec::LOG_FILE); empty is `None`.
@@ -169,8 +177,13 @@ impl Config {
             .map_err(|m| API_ALLOWED_ORIGINS.invalid(m))?;
         let db = DbSettings::from_map(env)?;
         let csp = CSP.value(env);
-        if !csp.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        let ui_csp = API_UI_CSP.raw(env).unwrap_or(DEFAULT_UI_CSP);
+        let printable = |v: &str| v.bytes().all(|b| (0x20..0x7f).contains(&b));
+        if !printable(csp) {
             return Err(CSP.invalid("must be printable ASCII (it is sent as a header)"));
+        }
+        if !printable(ui_csp) {
+            return Err(API_UI_CSP.invalid("must be printable ASCII (it is sent as a header)"));
         }
         let poll = API_POLICY_POLL_SECONDS.get(env)?;
         let directory =
@@ -191,6 +204,7 @@ impl Config {
             db_max_connections: db.max_connections,
             db_acquire_timeout: db.acquire_timeout,
             csp: csp.to_string(),
+            ui_csp: ui_csp.to_string(),
             hsts: HSTS.get(env)?,
             log_file: log_file(env),
             images: ImageConfig::from_map(env)?,
@@ -226,6 +240,7 @@ impl Config {
             db_max_connections: 5,
             db_acquire_timeout: Duration::from_millis(DB_ACQUIRE_TIMEOUT_MS.default),
             csp: DEFAULT_CSP.into(),
+            ui_csp: DEFAULT_UI_CSP.into(),
             hsts: HSTS.default,
             log_file: None,
             // Beside the policies, inside the test's own folder.
@@ -297,6 +312,10 @@ mod tests {
             err(&[("PROXY_SHARED_SECRET", GOOD), ("CSP", "a\u{7f}")]).starts_with("CSP is invalid")
         );
         assert!(
+            err(&[("PROXY_SHARED_SECRET", GOOD), ("API_UI_CSP", "a\u{7f}")])
+                .starts_with("API_UI_CSP is invalid")
+        );
+        assert!(
             err(&[("PROXY_SHARED_SECRET", GOOD), ("API_ALLOWED_ORIGINS", "*")])
                 .starts_with("API_ALLOWED_ORIGINS is invalid")
         );
@@ -324,6 +343,13 @@ mod tests {
         assert_eq!(example.db_acquire_timeout, unset.db_acquire_timeout);
         assert_eq!(example.csp, DEFAULT_CSP);
         assert_eq!(example.csp, unset.csp);
+        assert_eq!(
+            (example.ui_csp.as_str(), unset.ui_csp.as_str()),
+            (DEFAULT_UI_CSP, DEFAULT_UI_CSP)
+        );
+        // The variable's documentation shows the policy it stands for.
+        let doc = ipm_runtime::config::spec::API_UI_CSP.doc.replace('\n', " ");
+        assert!(doc.contains(DEFAULT_UI_CSP), "{doc}");
         assert_eq!(
             (example.user_header, example.secret_header),
             (unset.user_header, unset.secret_header)

@@ -1,6 +1,6 @@
 //! Removing the objects of deleted rows. A row's delete commits first and queues its key
-//! (`object_deletions`); the object is removed afterwards, outside any transaction, and the
-//! entry last. A storage outage or a crash in between leaves the key queued: the sweeper
+//! (`object_deletions`); the object and its thumbnail are removed afterwards, outside any
+//! transaction, and the entry last. A storage outage or a crash in between leaves the key queued: the sweeper
 //! ([`spawn_sweeper`]) and `ipm-api gc --apply` finish the job, so nothing is orphaned and no
 //! write waits on storage.
 
@@ -31,8 +31,8 @@ pub enum SweepError {
     Storage(#[from] StorageError),
 }
 
-/// Removes one queued key's object, then its entry. A key not of the generated shape was
-/// never handed to storage: only its entry goes.
+/// Removes one queued key's object and its thumbnail, then its entry. A key not of the
+/// generated shape was never handed to storage: only its entry goes.
 pub async fn finish(
     store: &ImageStore,
     storage: &dyn Storage,
@@ -40,6 +40,7 @@ pub async fn finish(
 ) -> Result<(), SweepError> {
     if let Some(object) = ObjectKey::parse(key) {
         storage.delete(&object).await?;
+        storage.delete(&object.thumbnail()).await?;
     }
     store.deletion_done(key).await?;
     Ok(())

@@ -65,6 +65,12 @@ pub enum ApiError {
     /// A body whose declared `Content-Type` a form could have sent (`csrf`).
     #[error("{0}")]
     UnsupportedContentType(String),
+    /// The image exists, but no thumbnail can be made of it (why, for people).
+    #[error("no thumbnail: {0}")]
+    NoThumbnail(String),
+    /// Every thumbnail slot stayed busy while the request waited.
+    #[error("too many thumbnails are being made")]
+    ThumbnailsBusy,
 }
 
 #[derive(Serialize)]
@@ -105,14 +111,16 @@ impl ApiError {
             Self::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge | Self::UploadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::ImageNotFound | Self::ImageContentMissing => StatusCode::NOT_FOUND,
+            Self::ImageNotFound | Self::ImageContentMissing | Self::NoThumbnail(_) => {
+                StatusCode::NOT_FOUND
+            }
             Self::UnsupportedMediaType(_) | Self::UnsupportedContentType(_) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
             Self::UploadInterrupted => StatusCode::BAD_REQUEST,
             Self::UploadTimedOut(_) => StatusCode::REQUEST_TIMEOUT,
             Self::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
-            Self::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StorageUnavailable | Self::ThumbnailsBusy => StatusCode::SERVICE_UNAVAILABLE,
             Self::TooManyUploads(crate::upload::Busy::User) => StatusCode::TOO_MANY_REQUESTS,
             Self::TooManyUploads(crate::upload::Busy::Server) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -122,6 +130,7 @@ impl ApiError {
     pub fn retry_after(&self) -> Option<u32> {
         match self {
             Self::TooManyUploads(_) => Some(5),
+            Self::ThumbnailsBusy => Some(2),
             _ => None,
         }
     }
@@ -233,6 +242,13 @@ impl ApiError {
                 "unsupported_content_type",
                 Some("content-type"),
                 Some(m.clone()),
+            ),
+            Self::NoThumbnail(m) => ("not_found", "no_thumbnail", None, Some(m.clone())),
+            Self::ThumbnailsBusy => (
+                "unavailable",
+                "server_busy",
+                None,
+                Some("the server is busy making thumbnails; try again shortly".into()),
             ),
         };
         serde_json::to_string(&Body {

@@ -66,6 +66,10 @@ pub const API_ROUTES: &[ApiRoute] = &[
         path: "/api/images/{id}/content",
     },
     ApiRoute {
+        method: "GET",
+        path: "/api/images/{id}/thumbnail",
+    },
+    ApiRoute {
         method: "DELETE",
         path: "/api/images/{id}",
     },
@@ -79,6 +83,10 @@ pub const API_ROUTES: &[ApiRoute] = &[
     },
     ApiRoute {
         method: "GET",
+        path: "/api/me",
+    },
+    ApiRoute {
+        method: "GET",
         path: "/healthz",
     },
     ApiRoute {
@@ -87,9 +95,11 @@ pub const API_ROUTES: &[ApiRoute] = &[
     },
 ];
 
-/// The response headers every reply carries, errors included.
+/// The response headers every reply carries, errors included: the map always; the API's CSP
+/// and `no-store` unless the handler chose its own (the web UI's CSP, a thumbnail's or a UI
+/// file's caching).
 #[derive(Debug, Clone)]
-pub(crate) struct SecurityHeaders(HeaderMap);
+pub(crate) struct SecurityHeaders(HeaderMap, HeaderValue);
 
 impl SecurityHeaders {
     /// `csp` must be a valid header value (the configuration checks it).
@@ -98,18 +108,14 @@ impl SecurityHeaders {
         h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
         h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("SAMEORIGIN"));
         h.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-        h.insert(
-            CONTENT_SECURITY_POLICY,
-            HeaderValue::from_str(csp).map_err(|e| format!("CSP: {e}"))?,
-        );
+        let csp = HeaderValue::from_str(csp).map_err(|e| format!("CSP: {e}"))?;
         if hsts {
             h.insert(
                 STRICT_TRANSPORT_SECURITY,
                 HeaderValue::from_static("max-age=31536000; includeSubDomains"),
             );
         }
-        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        Ok(Self(h))
+        Ok(Self(h, csp))
     }
 }
 
@@ -227,6 +233,11 @@ pub(crate) fn routes(
         .and(request_meta(&state))
         .and(with_state(state.clone()))
         .then(handlers::openapi);
+    let me = warp::path!("api" / "me")
+        .and(get_or_head())
+        .and(request_meta(&state))
+        .and(with_state(state.clone()))
+        .then(handlers::me);
     let healthz = warp::path!("healthz")
         .and(get_or_head())
         .then(handlers::healthz);
@@ -235,7 +246,8 @@ pub(crate) fn routes(
         .and(with_state(state.clone()))
         .then(handlers::readyz);
     let origins = state.origins.clone();
-    let images = crate::images::routes(state);
+    let images = crate::images::routes(state.clone());
+    let ui = crate::ui::routes(state);
     let log = warp::log::custom(|info| {
         tracing::info!(
             target: "ipm_api::access",
@@ -246,7 +258,7 @@ pub(crate) fn routes(
             "request"
         );
     });
-    let SecurityHeaders(headers) = security;
+    let SecurityHeaders(headers, csp) = security;
     let api = list
         .or(create)
         .unify()
@@ -258,16 +270,28 @@ pub(crate) fn routes(
         .unify()
         .or(openapi)
         .unify()
+        .or(me)
+        .unify()
         .or(healthz)
         .unify()
         .or(readyz)
         .unify()
         .or(images)
+        .unify()
+        .or(ui)
         .unify();
     // In front of every route, so one added later is covered too.
     same_origin(origins)
         .and(api)
         .recover(recover)
+        .with(warp::reply::with::default_header(
+            CONTENT_SECURITY_POLICY,
+            csp,
+        ))
+        .with(warp::reply::with::default_header(
+            CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
         .with(warp::reply::with::headers(headers))
         .with(log)
 }

@@ -1,5 +1,6 @@
-//! `ipm-api gc`: finds what a crash can leave behind (objects without a row, rows without an
-//! object, unfinished uploads) and, with `--apply`, removes it. A dry run by default.
+//! `ipm-api gc`: finds what a crash can leave behind (objects and thumbnails without a row,
+//! rows without an object, unfinished uploads) and, with `--apply`, removes it. A dry run by
+//! default.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -28,10 +29,13 @@ pub struct GcOptions {
 /// What gc found and did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct GcReport {
+    /// Image objects (thumbnails are counted apart).
     pub objects: usize,
+    pub thumbnails: usize,
     pub rows: usize,
     /// Objects of deleted rows still queued for removal (a crash or an outage after the delete).
     pub queued_deletions: usize,
+    /// Objects without a row: images, and thumbnails whose image has no row.
     pub orphan_objects: usize,
     pub young_objects: usize,
     pub missing_objects: usize,
@@ -144,22 +148,34 @@ pub async fn run(
     // a row (left alone), never as a row without an object.
     let objects = storage.list().await?;
     let rows = store.all_keys().await?;
-    report.objects = objects.len();
+    let images = objects.iter().filter(|o| !o.key.is_thumbnail()).count();
+    report.objects = images;
+    report.thumbnails = objects.len() - images;
     report.rows = rows.len();
     let row_keys: HashSet<&str> = rows.iter().map(|(_, k)| k.as_str()).collect();
-    let object_keys: HashSet<&str> = objects.iter().map(|o| o.key.as_str()).collect();
+    let object_keys: HashSet<&str> = objects
+        .iter()
+        .filter(|o| !o.key.is_thumbnail())
+        .map(|o| o.key.as_str())
+        .collect();
+    // A thumbnail belongs to its image's row.
     let (young, orphans): (Vec<_>, Vec<_>) = objects
         .iter()
-        .filter(|o| !row_keys.contains(o.key.as_str()) && !queued.contains(o.key.as_str()))
+        .filter(|o| {
+            let image = o.key.image();
+            !row_keys.contains(image.as_str()) && !queued.contains(image.as_str())
+        })
         .partition(|o| o.modified > cutoff);
     report.young_objects = young.len();
     report.orphan_objects = orphans.len();
     // Decided before anything is removed: a refused run removes nothing at all, rows and
-    // unfinished uploads included, and reports what it would have removed.
-    let refuse = opts.apply && !opts.force && too_many(orphans.len(), objects.len());
+    // unfinished uploads included, and reports what it would have removed. Images alone are
+    // compared: thumbnails come and go with them.
+    let orphan_images = orphans.iter().filter(|o| !o.key.is_thumbnail()).count();
+    let refuse = opts.apply && !opts.force && too_many(orphan_images, images);
     let refused = refuse.then_some(GcError::Refused {
-        orphans: orphans.len(),
-        objects: objects.len(),
+        orphans: orphan_images,
+        objects: images,
     });
     let apply = opts.apply && refused.is_none();
     let done = |ok: bool, report: &mut GcReport| {
@@ -177,16 +193,21 @@ pub async fn run(
     for o in orphans {
         let mut removed = true;
         if apply {
-            removed = match store.key_in_use(o.key.as_str()).await {
+            removed = match store.key_in_use(o.key.image().as_str()).await {
                 Ok(true) => false,
                 Ok(false) => storage.delete(&o.key).await.is_ok(),
                 Err(_) => false,
             };
         }
         let mark = done(removed, &mut report);
+        let what = if o.key.is_thumbnail() {
+            "thumbnail without a row"
+        } else {
+            "object without a row"
+        };
         writeln!(
             out,
-            "object without a row: {} ({} bytes, {} old){mark}",
+            "{what}: {} ({} bytes, {} old){mark}",
             o.key,
             o.size,
             age(o.modified, now)
@@ -215,7 +236,12 @@ pub async fn run(
             "  [kept: see below]"
         } else {
             let removed = if apply {
+                // The row goes, and the thumbnail that was made of its lost object with it.
                 store.delete_row(*id).await.is_ok()
+                    && match ObjectKey::parse(key) {
+                        Some(k) => storage.delete(&k.thumbnail()).await.is_ok(),
+                        None => true,
+                    }
             } else {
                 true
             };
@@ -253,9 +279,11 @@ pub async fn run(
 
     writeln!(
         out,
-        "checked {} objects and {} rows: {} queued removals of deleted images, {} objects without \
-         a row ({} younger than {} s left alone), {} rows without an object, {} unfinished uploads",
+        "checked {} objects, {} thumbnails and {} rows: {} queued removals of deleted images, {} \
+         objects without a row ({} younger than {} s left alone), {} rows without an object, {} \
+         unfinished uploads",
         report.objects,
+        report.thumbnails,
         report.rows,
         report.queued_deletions,
         report.orphan_objects,

@@ -1,6 +1,8 @@
 //! What every handler shares (`ApiState`, JSON bodies in) and the service routes: the
-//! OpenAPI document, liveness and readiness. Projects and images have modules of their own.
+//! OpenAPI document, who the caller is, liveness and readiness. Projects and images have
+//! modules of their own.
 
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use warp::http::StatusCode;
@@ -49,6 +51,40 @@ pub async fn openapi(meta: RequestMeta, s: ApiState) -> Reply {
         async {
             s.access.authorize(&meta).await?;
             Ok(json_body(StatusCode::OK, (*s.openapi).clone()))
+        }
+        .await,
+    )
+}
+
+/// Who the caller is, as `GET /api/me` answers.
+#[derive(Debug, Serialize)]
+struct Me<'a> {
+    email: &'a str,
+    groups: &'a [String],
+    /// The caller's groups the policies let them create projects in.
+    create_groups: Vec<&'a str>,
+}
+
+/// `GET /api/me`: the caller's email and groups, as the policies saw them, and where they
+/// may create projects (the route's `target`, asked about each group on the same decision).
+pub async fn me(meta: RequestMeta, s: ApiState) -> Reply {
+    respond(
+        async {
+            let caller = s.access.authorize(&meta).await?;
+            let groups = &caller.decision().groups;
+            let create_groups = groups
+                .iter()
+                .filter(|g| s.access.may_target(&caller, &meta, g))
+                .map(String::as_str)
+                .collect();
+            Ok(json(
+                StatusCode::OK,
+                &Me {
+                    email: caller.user.as_str(),
+                    groups,
+                    create_groups,
+                },
+            ))
         }
         .await,
     )

@@ -1,18 +1,19 @@
 //! Image settings: where the bytes are stored (`STORAGE_*`, `S3_*`), how large and what kind
 //! of upload is accepted, how long it may stall and how many run at once, how downloads are
-//! answered and how often deleted images' objects are retried (`IMAGE_*`, `MAX_UPLOAD_BYTES`,
-//! `API_UPLOAD_IDLE_TIMEOUT_SECONDS`, `API_MAX_CONCURRENT_UPLOADS*`, `API_DELETE_RETRY_SECONDS`).
+//! answered, how often deleted images' objects are retried and how thumbnails are made
+//! (`IMAGE_*`, `MAX_UPLOAD_BYTES`, `API_UPLOAD_IDLE_TIMEOUT_SECONDS`,
+//! `API_MAX_CONCURRENT_UPLOADS*`, `API_DELETE_RETRY_SECONDS`, `API_*THUMBNAIL*`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipm_policy::secret::Secret;
 use ipm_runtime::config::spec::{
-    API_DELETE_RETRY_SECONDS, API_MAX_CONCURRENT_UPLOADS, API_MAX_CONCURRENT_UPLOADS_PER_USER,
-    API_UPLOAD_IDLE_TIMEOUT_SECONDS, IMAGE_ALLOW_SVG, IMAGE_DOWNLOAD,
-    IMAGE_REDIRECT_EXPIRY_SECONDS, MAX_UPLOAD_BYTES, S3_ACCESS_KEY_ID, S3_BUCKET, S3_ENDPOINT,
-    S3_FORCE_PATH_STYLE, S3_KEY_PREFIX, S3_REGION, S3_SECRET_ACCESS_KEY, S3_SECRET_ACCESS_KEY_FILE,
-    STORAGE_BACKEND, STORAGE_DIR, Unset, Var,
+    API_DELETE_RETRY_SECONDS, API_MAX_CONCURRENT_THUMBNAILS, API_MAX_CONCURRENT_UPLOADS,
+    API_MAX_CONCURRENT_UPLOADS_PER_USER, API_THUMBNAIL_MAX_PIXELS, API_UPLOAD_IDLE_TIMEOUT_SECONDS,
+    IMAGE_ALLOW_SVG, IMAGE_DOWNLOAD, IMAGE_REDIRECT_EXPIRY_SECONDS, MAX_UPLOAD_BYTES,
+    S3_ACCESS_KEY_ID, S3_BUCKET, S3_ENDPOINT, S3_FORCE_PATH_STYLE, S3_KEY_PREFIX, S3_REGION,
+    S3_SECRET_ACCESS_KEY, S3_SECRET_ACCESS_KEY_FILE, STORAGE_BACKEND, STORAGE_DIR, Unset, Var,
 };
 use ipm_runtime::config::{ConfigError, Env, environment};
 
@@ -56,6 +57,24 @@ pub enum DownloadMode {
     Redirect,
 }
 
+/// How thumbnails are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThumbnailConfig {
+    /// [`API_THUMBNAIL_MAX_PIXELS`]: larger images get no thumbnail.
+    pub max_pixels: u64,
+    /// [`API_MAX_CONCURRENT_THUMBNAILS`]: thumbnails made at once.
+    pub concurrency: usize,
+}
+
+impl Default for ThumbnailConfig {
+    fn default() -> Self {
+        Self {
+            max_pixels: API_THUMBNAIL_MAX_PIXELS.default,
+            concurrency: API_MAX_CONCURRENT_THUMBNAILS.default,
+        }
+    }
+}
+
 /// Image settings. Each field names its variable; the defaults and documentation are in
 /// [`spec`](ipm_runtime::config::spec).
 #[derive(Debug, Clone)]
@@ -80,6 +99,7 @@ pub struct ImageConfig {
     /// [`IMAGE_ALLOW_SVG`]: accept SVG (scripts can hide in it; downloads are always
     /// attachments under a strict CSP).
     pub allow_svg: bool,
+    pub thumbnails: ThumbnailConfig,
 }
 
 impl ImageConfig {
@@ -138,6 +158,14 @@ impl ImageConfig {
         if !(1..=3600).contains(&expiry) {
             return Err(IMAGE_REDIRECT_EXPIRY_SECONDS.invalid("must be between 1 and 3600 seconds"));
         }
+        let max_pixels = API_THUMBNAIL_MAX_PIXELS.get(env)?;
+        if !(1..=400_000_000).contains(&max_pixels) {
+            return Err(API_THUMBNAIL_MAX_PIXELS.invalid("must be between 1 and 400000000"));
+        }
+        let concurrency = API_MAX_CONCURRENT_THUMBNAILS.get(env)?;
+        if !(1..=64).contains(&concurrency) {
+            return Err(API_MAX_CONCURRENT_THUMBNAILS.invalid("must be between 1 and 64"));
+        }
         Ok(Self {
             storage,
             max_upload_bytes,
@@ -148,6 +176,10 @@ impl ImageConfig {
             download,
             redirect_expiry: Duration::from_secs(expiry),
             allow_svg: IMAGE_ALLOW_SVG.get(env)?,
+            thumbnails: ThumbnailConfig {
+                max_pixels,
+                concurrency,
+            },
         })
     }
 
@@ -165,6 +197,7 @@ impl ImageConfig {
             download: DownloadMode::Stream,
             redirect_expiry: Duration::from_secs(IMAGE_REDIRECT_EXPIRY_SECONDS.default),
             allow_svg: IMAGE_ALLOW_SVG.default,
+            thumbnails: ThumbnailConfig::default(),
         }
     }
 }
@@ -269,6 +302,14 @@ mod tests {
     #[test]
     fn refusals_name_the_variable() {
         assert!(err(&[("STORAGE_BACKEND", "ftp")]).starts_with("STORAGE_BACKEND is invalid"));
+        assert!(
+            err(&[("API_THUMBNAIL_MAX_PIXELS", "0")])
+                .starts_with("API_THUMBNAIL_MAX_PIXELS is invalid")
+        );
+        assert!(
+            err(&[("API_MAX_CONCURRENT_THUMBNAILS", "65")])
+                .starts_with("API_MAX_CONCURRENT_THUMBNAILS is invalid")
+        );
         assert!(err(&[("MAX_UPLOAD_BYTES", "10MB")]).starts_with("MAX_UPLOAD_BYTES is invalid"));
         assert!(
             err(&[("API_UPLOAD_IDLE_TIMEOUT_SECONDS", "0")])

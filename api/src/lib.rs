@@ -14,8 +14,9 @@
 //! - `models` hold project data and `db` stores it; `image_store` stores image rows.
 //! - Image bytes: `upload` streams them into `storage` (a local folder or S3), `sniff` judges
 //!   them from their content, `filename` cleans their names; `deletions` removes a
-//!   deleted row's object after the delete commits; `gc` removes what a crash leaves.
-//! - `openapi` is the document `/api/openapi.json` serves.
+//!   deleted row's object after the delete commits; `gc` removes what a crash leaves;
+//!   `thumbnails` makes the small copies the web UI shows, beside each object.
+//! - `openapi` is the document `/api/openapi.json` serves; `ui` is the web UI at `/`.
 //!
 //! Public are the modules the binary, the tests and the benchmarks use, and those whose types
 //! they meet through them (`models` and `error`, through `db`).
@@ -45,4 +46,6 @@ pub mod server;
 mod sniff;
 mod state;
 pub mod storage;
+mod thumbnails;
+mod ui;
 mod upload;

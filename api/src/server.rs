@@ -18,6 +18,8 @@ use crate::db::{Db, DbError};
 use crate::filters::{SecurityHeaders, routes};
 use crate::image_store::ImageStore;
 use crate::state::{ApiState, Images};
+use crate::thumbnails::Thumbnails;
+use crate::ui::assets::Ui;
 use crate::upload::UploadSlots;
 
 const LISTEN: &str = "API_LISTEN";
@@ -129,6 +131,7 @@ pub async fn run(config: Config) -> Result<ApiHandle, StartError> {
             config.images.max_uploads,
             config.images.max_uploads_per_user,
         ),
+        thumbnails: Arc::new(Thumbnails::new(config.images.thumbnails)),
     });
     let state = ApiState {
         access: Arc::new(Access::new(enforcer.clone(), names)),
@@ -137,6 +140,7 @@ pub async fn run(config: Config) -> Result<ApiHandle, StartError> {
         openapi: Arc::new(Bytes::from(openapi.to_string())),
         images: images.clone(),
         origins: Arc::new(config.allowed_origins.clone()),
+        ui: Arc::new(Ui::new(&config.ui_csp).map_err(StartError::SecurityHeaders)?),
     };
     let security =
         SecurityHeaders::new(&config.csp, config.hsts).map_err(StartError::SecurityHeaders)?;

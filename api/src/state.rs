@@ -1,5 +1,5 @@
 //! The state every handler shares: the enforcement point, the database, the policy store, the
-//! OpenAPI document, the image storage and the origins trusted for unsafe requests.
+//! OpenAPI document, the image storage, the origins trusted for unsafe requests and the web UI.
 
 use std::sync::Arc;
 
@@ -12,6 +12,8 @@ use crate::db::Db;
 use crate::image_config::ImageConfig;
 use crate::image_store::ImageStore;
 use crate::storage::Storage;
+use crate::thumbnails::Thumbnails;
+use crate::ui::assets::Ui;
 use crate::upload::UploadSlots;
 
 /// What every handler shares.
@@ -24,6 +26,8 @@ pub struct ApiState {
     pub images: Arc<Images>,
     /// Where unsafe requests may come from besides the API's own origin (`csrf`).
     pub origins: Arc<AllowedOrigins>,
+    /// The web UI's page and files.
+    pub ui: Arc<Ui>,
 }
 
 /// Image storage and settings, shared by the image routes.
@@ -34,4 +38,5 @@ pub struct Images {
     pub config: ImageConfig,
     /// Uploads in progress, capped in all and per user.
     pub slots: UploadSlots,
+    pub thumbnails: Arc<Thumbnails>,
 }

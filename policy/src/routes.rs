@@ -28,7 +28,8 @@ pub struct RouteSpec {
     /// HTTP methods, upper case.
     #[serde(deserialize_with = "one_or_many")]
     pub method: Vec<String>,
-    /// Path pattern: literal segments and `{name}` captures, e.g. `/api/projects/{id}`.
+    /// Path pattern: literal segments and `{name}` captures, e.g. `/api/projects/{id}`; `/`
+    /// alone is the root, with no segments.
     pub path: String,
     /// Cedar action id, e.g. `ReadProject` for `Action::"ReadProject"`.
     pub action: String,
@@ -215,7 +216,7 @@ impl RouteTable {
         }
         let path = uri.split(['?', '#']).next().unwrap_or_default();
         let rest = path.strip_prefix('/')?;
-        let raw_segments: Vec<&str> = rest.split('/').collect();
+        let raw_segments: Vec<&str> = rest.split('/').filter(|_| !rest.is_empty()).collect();
         let mut decoded = Vec::with_capacity(raw_segments.len());
         for raw in &raw_segments {
             decoded.push(decode_segment(raw)?);
@@ -243,7 +244,7 @@ fn canonical_path(decoded: &[String]) -> String {
             }
         }
     }
-    path
+    if path.is_empty() { "/".into() } else { path }
 }
 
 /// Percent-decodes one path segment, refusing what could change the path's meaning downstream.
@@ -287,7 +288,7 @@ impl Route {
             .strip_prefix('/')
             .ok_or_else(|| invalid("the path must start with `/`".into()))?;
         let mut segments = Vec::new();
-        for seg in rest.split('/') {
+        for seg in rest.split('/').filter(|_| !rest.is_empty()) {
             if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
                 if !is_ident(name) {
                     return Err(invalid(format!("capture `{{{name}}}` is not a plain name")));
@@ -416,6 +417,31 @@ mod tests {
 
     fn table() -> RouteTable {
         RouteTable::parse(ROUTES).unwrap_or_else(|e| unreachable!("{e}"))
+    }
+
+    #[test]
+    fn the_root_is_a_route_of_no_segments() {
+        let t = RouteTable::parse(
+            r#"
+            [[route]]
+            method = "GET"
+            path = "/"
+            action = "UseApp"
+            resource = { type = "Application", id = "ipm" }
+        "#,
+        )
+        .unwrap_or_else(|e| unreachable!("{e}"));
+        for root in ["/", "/?next=/x", "/#top"] {
+            let m = t
+                .matches("GET", root)
+                .unwrap_or_else(|| unreachable!("{root}"));
+            assert_eq!((m.action.as_str(), m.path.as_str()), ("UseApp", "/"));
+        }
+        for other in ["", "//", "/x", "/%2F", "/.", "x"] {
+            assert!(t.matches("GET", other).is_none(), "{other}");
+        }
+        // Without a root route, `/` matches nothing.
+        assert!(table().matches("GET", "/").is_none());
     }
 
     #[test]

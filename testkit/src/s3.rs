@@ -96,9 +96,21 @@ impl S3Server {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// The stored objects, as files under the bucket's folder.
+    /// The stored images, as files under the bucket's folder (their thumbnails, `<key>.thumb`,
+    /// left out: see `thumbnails`).
     pub fn objects(&self) -> Vec<PathBuf> {
         files_under(&self.root.path().join(Self::BUCKET))
+            .into_iter()
+            .filter(|f| f.extension().is_none_or(|e| e != "thumb"))
+            .collect()
+    }
+
+    /// The stored thumbnails.
+    pub fn thumbnails(&self) -> Vec<PathBuf> {
+        files_under(&self.root.path().join(Self::BUCKET))
+            .into_iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "thumb"))
+            .collect()
     }
 
     /// Parts of multipart uploads in progress.

@@ -82,7 +82,7 @@ fn wanted(headers: &HeaderMap, etag: Option<&ETag>, size: u64) -> RangeRequest {
 }
 
 /// Whether `If-None-Match` names this version (weak comparison) or is `*`.
-fn not_modified(headers: &HeaderMap, etag: &ETag) -> bool {
+pub(super) fn not_modified(headers: &HeaderMap, etag: &ETag) -> bool {
     headers
         .typed_get::<IfNoneMatch>()
         .is_some_and(|h| !h.precondition_passes(etag))

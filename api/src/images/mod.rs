@@ -1,5 +1,5 @@
 //! Images: the state the image routes share and the lookups they have in common. `routes`
-//! maps HTTP to `handlers` (list, metadata, delete), `upload` and `download`.
+//! maps HTTP to `handlers` (list, metadata, delete), `upload`, `download` and `thumbnail`.
 
 use uuid::Uuid;
 
@@ -11,6 +11,7 @@ use crate::state::ApiState;
 pub(crate) mod download;
 mod handlers;
 mod routes;
+mod thumbnail;
 mod upload;
 
 pub(crate) use routes::routes;

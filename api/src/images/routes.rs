@@ -1,10 +1,11 @@
 //! The image routes as warp filters: each translates a request into a call to its handler
-//! in `handlers`, `upload` or `download`.
+//! in `handlers`, `upload`, `download` or `thumbnail`.
 
 use warp::Filter;
 
 use super::download::image_content;
 use super::handlers::{delete_image, get_image, list_images};
+use super::thumbnail::image_thumbnail;
 use super::upload::upload_image;
 use crate::extract::{get_or_head, request_meta, with_state};
 use crate::reply::Reply;
@@ -40,8 +41,13 @@ pub(crate) fn routes(
     let content = warp::path!("api" / "images" / String / "content")
         .and(get_or_head())
         .and(request_meta(&state))
-        .and(with_state(state))
+        .and(with_state(state.clone()))
         .then(image_content);
+    let thumbnail = warp::path!("api" / "images" / String / "thumbnail")
+        .and(get_or_head())
+        .and(request_meta(&state))
+        .and(with_state(state))
+        .then(image_thumbnail);
     upload
         .or(list)
         .unify()
@@ -50,5 +56,7 @@ pub(crate) fn routes(
         .or(delete)
         .unify()
         .or(content)
+        .unify()
+        .or(thumbnail)
         .unify()
 }

@@ -21,6 +21,7 @@ use crate::models::now;
 use crate::reply::{Reply, created, db_error, parse_query, path_id, respond, storage_error};
 use crate::state::ApiState;
 use crate::storage::ObjectKey;
+use crate::thumbnails::ThumbnailError;
 use crate::upload::{
     BodyError, BodyLimits, Cut, GuardedBody, UploadError, UploadLimits, UploadSlot, drain, store,
 };
@@ -241,6 +242,12 @@ where
                 content_type = %row.content_type,
                 "image uploaded"
             );
+            // The thumbnail now, while the upload is answered; one that cannot be made now
+            // is made on its first request.
+            match images.thumbnails.make(&images.storage, &row).await {
+                Ok(_) | Err(ThumbnailError::Refused(_)) => {}
+                Err(e) => tracing::warn!(image = %row.id, error = %e, "thumbnail not made now"),
+            }
             Ok(row)
         }
         Err(e) => {

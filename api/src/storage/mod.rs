@@ -62,10 +62,14 @@ pub enum StorageError {
     Setup { var: &'static str, message: String },
 }
 
-/// An object's name in storage: `<shard>/<image id>`. The shard (two hex digits from the
-/// id's random tail) keeps local folders small. Only this shape is ever read or deleted.
+/// An object's name in storage: `<shard>/<image id>` for an image, `<shard>/<image id>.thumb`
+/// for its thumbnail, beside it. The shard (two hex digits from the id's random tail) keeps
+/// local folders small. Only these shapes are ever read or deleted.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ObjectKey(String);
+
+/// What a thumbnail's key adds to its image's.
+const THUMBNAIL_SUFFIX: &str = ".thumb";
 
 impl ObjectKey {
     pub fn for_image(id: Uuid) -> Self {
@@ -73,13 +77,41 @@ impl ObjectKey {
         Self(format!("{shard:02x}/{}", id.hyphenated()))
     }
 
-    /// A key as stored in a row or listed by storage; anything not of the generated shape
+    /// A key as stored in a row or listed by storage; anything not of a generated shape
     /// (another application's object, a path with `..`) is `None`.
     pub fn parse(s: &str) -> Option<Self> {
-        let (shard, id) = s.split_once('/')?;
+        let (image, thumbnail) = match s.strip_suffix(THUMBNAIL_SUFFIX) {
+            Some(image) => (image, true),
+            None => (s, false),
+        };
+        let (shard, id) = image.split_once('/')?;
         let id = ipm_policy::entities::parse_id(id)?;
         let key = Self::for_image(id);
-        (key.0.split_once('/').map(|(s, _)| s) == Some(shard)).then_some(key)
+        if key.0.split_once('/').map(|(s, _)| s) != Some(shard) {
+            return None;
+        }
+        Some(if thumbnail { key.thumbnail() } else { key })
+    }
+
+    /// The key of this image's thumbnail (a thumbnail's is its own).
+    pub fn thumbnail(&self) -> Self {
+        if self.is_thumbnail() {
+            self.clone()
+        } else {
+            Self(format!("{}{THUMBNAIL_SUFFIX}", self.0))
+        }
+    }
+
+    pub fn is_thumbnail(&self) -> bool {
+        self.0.ends_with(THUMBNAIL_SUFFIX)
+    }
+
+    /// The key of the image this object belongs to: itself, or a thumbnail's image.
+    pub fn image(&self) -> Self {
+        match self.0.strip_suffix(THUMBNAIL_SUFFIX) {
+            Some(image) => Self(image.to_string()),
+            None => self.clone(),
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -227,6 +259,12 @@ mod tests {
         let id = Uuid::now_v7();
         let key = ObjectKey::for_image(id);
         assert_eq!(ObjectKey::parse(key.as_str()), Some(key.clone()));
+        let thumb = key.thumbnail();
+        assert_eq!(thumb.as_str(), format!("{key}.thumb"));
+        assert_eq!(ObjectKey::parse(thumb.as_str()), Some(thumb.clone()));
+        assert!(thumb.is_thumbnail() && !key.is_thumbnail());
+        assert_eq!((thumb.image(), key.image()), (key.clone(), key.clone()));
+        assert_eq!(thumb.thumbnail(), thumb);
         let (shard, rest) = key.as_str().split_once('/').unwrap_or_default();
         assert_eq!(shard.len(), 2);
         assert_eq!(rest, id.to_string());
@@ -237,6 +275,9 @@ mod tests {
             &format!("zz/{id}"),
             &format!("{shard}/{}", id.to_string().to_uppercase()),
             &format!("{shard}/{id}/x"),
+            &format!("{shard}/{id}.thumb.thumb"),
+            &format!("{shard}/{id}.png"),
+            &format!("zz/{id}.thumb"),
             &id.to_string(),
         ] {
             assert_eq!(ObjectKey::parse(bad), None, "{bad}");

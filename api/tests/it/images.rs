@@ -718,11 +718,49 @@ async fn s3_lifecycle(backend: Backend) {
     assert_eq!(server.objects().len(), 2);
     assert!(server.parts().is_empty(), "{:?}", server.parts());
 
+    // Each has its thumbnail beside it (an empty marker: neither decodes); a real picture's
+    // is made, stored in the bucket and served.
+    assert_eq!(server.thumbnails().len(), 2, "{:?}", server.thumbnails());
+    let (status, pic) = upload_raw(
+        &app,
+        ALICE,
+        &p,
+        "pic.png",
+        crate::thumbnails::picture(64, 48),
+    )
+    .await;
+    assert_eq!(status, 201, "{pic}");
+    let r = app
+        .raw(
+            Method::GET,
+            &format!("/api/images/{}/thumbnail", pic["id"].as_str().unwrap()),
+            &[("x-proxy-secret", SECRET), ("x-user-email", ALICE)],
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "content-type"), "image/jpeg");
+    assert_eq!(server.thumbnails().len(), 3);
+    let (status, _) = app
+        .call(
+            ALICE,
+            Method::DELETE,
+            &format!("/api/images/{}", pic["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+
     let (status, _) = app
         .call(ALICE, Method::DELETE, &format!("/api/images/{id}"), None)
         .await;
     assert_eq!(status, 204);
     assert_eq!(server.objects().len(), 1);
+    assert_eq!(
+        server.thumbnails().len(),
+        1,
+        "the thumbnail goes with its image"
+    );
     let (status, _) = app
         .get(
             BOB,

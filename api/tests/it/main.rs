@@ -18,4 +18,6 @@ mod pagination;
 mod projects;
 mod seams;
 mod support;
+mod thumbnails;
+mod ui;
 mod uploads_limits;

@@ -22,14 +22,14 @@ async fn the_document_matches_the_router() {
     );
     let p = app.create(ALICE, "team-a", "p").await;
     let id = p["id"].as_str().unwrap();
-    // An image for the image routes (a GIF header is an image).
-    let gif = b"GIF89a\x01\0\x01\0\0\0\0;".to_vec();
+    // An image for the image routes, one a thumbnail can be made of.
+    let gif = crate::thumbnails::picture(4, 4);
     let upload = |body: Vec<u8>| {
         app.client
-            .post(app.url(&format!("/api/projects/{id}/images?filename=a.gif")))
+            .post(app.url(&format!("/api/projects/{id}/images?filename=a.png")))
             .header("x-proxy-secret", SECRET)
             .header("x-user-email", ALICE)
-            .header("content-type", "image/gif")
+            .header("content-type", "image/png")
             .body(body)
             .send()
     };
@@ -68,7 +68,7 @@ async fn the_document_matches_the_router() {
         let (status, v) = if route.path.ends_with("/images") && route.method == "POST" {
             let r = upload(gif.clone()).await.unwrap();
             (r.status().as_u16(), r.text().await.unwrap().into())
-        } else if route.path.ends_with("/content") {
+        } else if route.path.ends_with("/content") || route.path.ends_with("/thumbnail") {
             let r = app
                 .raw(
                     method,

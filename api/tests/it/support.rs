@@ -229,8 +229,12 @@ pub fn database_url(app: &TestApp) -> String {
     }
 }
 
+/// The stored images' files (their thumbnails, `<key>.thumb`, left out).
 pub fn objects(app: &TestApp) -> Vec<PathBuf> {
     files_under(&storage_dir(app).join("objects"))
+        .into_iter()
+        .filter(|f| f.extension().is_none_or(|e| e != "thumb"))
+        .collect()
 }
 
 /// ipm-api's settings for `server`'s bucket.

@@ -108,7 +108,7 @@ async fn odd_requests_are_denied_never_5xx() {
     let weird = Method::from_bytes(b"BREW").unwrap();
     for (method, path) in [
         (Method::GET, ""),
-        (Method::GET, "/"),
+        (Method::POST, "/"),
         (Method::OPTIONS, "/api/projects"),
         (weird, "/api/projects"),
         (Method::GET, "//api//projects"),

@@ -221,23 +221,54 @@ async fn spoofed_identity_headers_get_nothing_more() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs nginx: run scripts/test"]
-async fn static_files_and_health_need_no_identity() {
+async fn the_web_ui_needs_a_session_and_health_does_not() {
     let stack = Stack::start(Setup::IdentityLayer).await;
+    // Anonymous: a browser is sent to sign in, and comes back to the page it asked for.
+    let r = stack
+        .request(As::Anonymous, Method::GET, "/projects/p-1")
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    assert_eq!(r.headers()["location"], "/oauth2/start?rd=/projects/p-1");
     let r = stack.get(As::Anonymous, "/").await;
-    assert_eq!(r.status, 200);
+    assert_eq!(r.status, 401, "{}", r.body);
+
+    // Signed in: the page, from ipm-api, under its strict CSP and nginx's headers, once each.
+    let r = stack.get(As::Session("alice"), "/").await;
+    assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body.contains("<title>ipm</title>"), "{}", r.body);
-    assert_eq!(r.header("content-type"), Some("text/html"));
-    assert!(
-        r.header("content-security-policy")
-            .is_some_and(|c| c.contains("default-src 'self'"))
-    );
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    let csp = r.header("content-security-policy").unwrap();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(r.header_count("content-security-policy"), 1);
     assert_eq!(
         r.header("strict-transport-security"),
         Some("max-age=63072000")
     );
-    // The single-page app's own routes fall back to index.html.
-    let r = stack.get(As::Anonymous, "/projects/some-id").await;
-    assert!(r.body.contains("<title>ipm</title>"));
+    assert_eq!(r.header_count("x-frame-options"), 1);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    // A project's own address is the same page; its files are authorized too.
+    let page = stack.get(As::Session("alice"), "/projects/p-1").await;
+    assert_eq!((page.status, &page.body), (200, &r.body));
+    let script = r
+        .body
+        .split('"')
+        .find(|s| s.starts_with("/assets/") && s.ends_with("/app.js"))
+        .unwrap();
+    let js = stack.get(As::Session("alice"), script).await;
+    assert_eq!(js.status, 200);
+    assert_eq!(
+        js.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert!(js.header("cache-control").unwrap().contains("immutable"));
+    assert_eq!(stack.get(As::Anonymous, script).await.status, 401);
+    // A suspended user gets no further than authz.
+    assert_eq!(stack.get(As::Session("mallory"), "/").await.status, 403);
+    assert_eq!(stack.get(As::Session("mallory"), script).await.status, 403);
 
     let r = stack.get(As::Anonymous, "/healthz").await;
     assert_eq!((r.status, r.body.as_str()), (200, r#"{"status":"ok"}"#));

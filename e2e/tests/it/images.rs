@@ -130,3 +130,28 @@ async fn without_proxy_request_buffering_off_nginx_would_spool_the_upload() {
     let r = upload.finish().await;
     assert_eq!(r.status, 201, "{}", r.body);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nginx: run scripts/test"]
+async fn an_upload_with_its_length_over_a_mebibyte_is_judged_by_the_api() {
+    // Browsers send an upload's length up front; the authorization subrequest must not judge
+    // it by the server's 1 MiB limit (that was a 500 for every such upload).
+    let stack = Stack::start_with_api(Setup::IdentityLayer, |c| {
+        c.images.max_upload_bytes = 3 << 20;
+    })
+    .await;
+    let alice = crate::stack::As::Session("alice");
+    let project = stack.create_project(alice, "big", "photographers").await;
+    let path = format!("/api/projects/{project}/images?filename=photo.png");
+    for (len, status) in [(2 << 20, 201), (4 << 20, 413)] {
+        let r = stack
+            .request(alice, warp::http::Method::POST, &path)
+            .header("content-type", "application/octet-stream")
+            .body(png(len))
+            .send()
+            .await
+            .unwrap();
+        let r = Reply::read(r).await;
+        assert_eq!(r.status, status, "{len} bytes: {}", r.body);
+    }
+}

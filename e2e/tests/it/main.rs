@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod basic_auth;
+mod browser;
 mod configs;
 mod credentials;
 mod envoy;

@@ -55,7 +55,6 @@ fn substitutions(
         ("listen [::]:80;", String::new()),
         ("/etc/ssl/certs/ipm.example.com.pem", p("tls/server.pem")),
         ("/etc/ssl/private/ipm.example.com.key", p("tls/server.key")),
-        ("/var/www/ipm", p("www")),
     ];
     match (setup, upstreams) {
         (Setup::IdentityLayer, Upstreams::Tcp { authz, api }) => {
@@ -86,7 +85,7 @@ pub fn render(name: &str, text: &str, subs: &[(&str, String)]) -> String {
 }
 
 /// nginx's prefix directory: the rendered setup, the shipped `ipm/` snippets, the secret,
-/// certificates, the frontend's files, logs, pid and temporary files.
+/// certificates, logs, pid and temporary files.
 pub struct Prefix {
     pub dir: PathBuf,
     /// The test authority's certificate, which clients trust.
@@ -182,7 +181,6 @@ impl Prefix {
     pub fn create(dir: PathBuf, secret: &str) -> Self {
         std::fs::create_dir_all(dir.join("ipm")).unwrap();
         std::fs::create_dir_all(dir.join("temp")).unwrap();
-        std::fs::create_dir_all(dir.join("www")).unwrap();
         for entry in std::fs::read_dir(shipped_nginx().join("ipm")).unwrap() {
             let entry = entry.unwrap();
             if !entry.file_type().unwrap().is_file() {
@@ -191,11 +189,6 @@ impl Prefix {
             std::fs::copy(entry.path(), dir.join("ipm").join(entry.file_name())).unwrap();
         }
         std::fs::write(dir.join("ipm/proxy-secret.conf"), secret_file(secret)).unwrap();
-        std::fs::write(
-            dir.join("www/index.html"),
-            "<!doctype html><title>ipm</title>\n",
-        )
-        .unwrap();
         std::fs::write(dir.join("nginx.conf"), main_config(&dir)).unwrap();
         let ca_pem = make_certs(&dir.join("tls"));
         Self { dir, ca_pem }

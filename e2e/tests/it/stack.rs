@@ -66,6 +66,23 @@ impl Stack {
         nginx_secret: &str,
         extra: &[(&'static str, String)],
     ) -> Self {
+        Self::start_configured(setup, nginx_secret, extra, |_| {}).await
+    }
+
+    /// The stack with ipm-api's settings changed by `api`.
+    pub async fn start_with_api(
+        setup: Setup,
+        api: impl FnOnce(&mut ipm_api::config::Config),
+    ) -> Self {
+        Self::start_configured(setup, SECRET, &[], api).await
+    }
+
+    async fn start_configured(
+        setup: Setup,
+        nginx_secret: &str,
+        extra: &[(&'static str, String)],
+        adjust_api: impl FnOnce(&mut ipm_api::config::Config),
+    ) -> Self {
         let root = tempfile::tempdir().unwrap();
         let policy_dir = root.path().join("policies");
         copy_policies(&policy_dir);
@@ -87,6 +104,7 @@ impl Stack {
             &format!("sqlite://{}?mode=rwc", db.display()),
         );
         api_config.listen = listen("api.sock");
+        adjust_api(&mut api_config);
         let api = ipm_api::server::run(api_config)
             .await
             .expect("ipm-api starts");

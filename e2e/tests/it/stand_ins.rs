@@ -81,7 +81,9 @@ fn session_email(headers: &HeaderMap) -> Option<&'static str> {
 
 /// Plays oauth2-proxy in front of nginx: knows who is signed in from the session cookie,
 /// removes any `X-Forwarded-Email` the client sent, sets its own for signed-in users, appends
-/// the client's address to `X-Forwarded-For`, and forwards over HTTPS from `LAYER_IP`.
+/// the client's address to `X-Forwarded-For`, and forwards over HTTPS from `LAYER_IP` with the
+/// client's own `Host` (oauth2-proxy's `--pass-host-header`, on by default), so a browser's
+/// `Origin` names the host the API is told of.
 /// Requests without a session go on anonymous (as oauth2-proxy's skipped routes do), so
 /// nginx and authz answer them.
 pub struct IdentityLayer {
@@ -128,6 +130,9 @@ async fn forward(
             continue;
         }
         out.append(name.clone(), value.clone());
+    }
+    if let Some(host) = headers.get("host") {
+        out.insert("host", host.clone());
     }
     if let Some(email) = session_email(&headers) {
         out.insert("x-forwarded-email", HeaderValue::from_static(email));

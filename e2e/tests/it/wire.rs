@@ -229,14 +229,12 @@ async fn paths_that_skip_authorization_pass_no_identity() {
     ] {
         assert!(p.values(absent).is_empty(), "{absent} reached the API");
     }
-    // Static files: neither service hears of them.
-    let r = w
-        .other
-        .get(w.nginx.url("/index.html"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    // The web UI's pages are no static files: anonymous, they go no further than authz.
+    let r = w.other.get(w.nginx.url("/")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let a = only(w.authz.take(), "authz");
+    assert_eq!(a.values("x-original-uri"), ["/"]);
+    assert!(w.api.take().is_empty());
     // The subrequest's location is internal: a client cannot call authz through it.
     let r = w
         .layer

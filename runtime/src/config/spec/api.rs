@@ -15,6 +15,7 @@ pub(super) const API: Section = Section {
         &DB_MAX_CONNECTIONS,
         &DB_ACQUIRE_TIMEOUT_MS,
         &CSP,
+        &API_UI_CSP,
         &HSTS,
     ],
 };
@@ -75,7 +76,17 @@ pub const CSP: Var<&str> = Var::new(
     "CSP",
     Api,
     "default-src 'none'; frame-ancestors 'self'; base-uri 'none'; form-action 'none'",
-    "Content-Security-Policy on every API response; the API serves JSON only, so nothing may load.",
+    "Content-Security-Policy on every API response (the web UI's own is API_UI_CSP); the API\n\
+     serves JSON only, so nothing may load.",
+);
+
+pub const API_UI_CSP: Var<Unset> = Var::unset(
+    "API_UI_CSP",
+    Api,
+    "Content-Security-Policy on the web UI's pages and files (`/`, `/projects/…`, `/assets/…`).\n\
+     Unset: its own scripts, styles, images and API calls only; nothing inline, no framing:\n\
+     default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self';\n\
+     connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
 );
 
 pub const HSTS: Var<bool> = Var::new(
@@ -106,6 +117,8 @@ pub(super) const IMAGES: Section = Section {
         &IMAGE_DOWNLOAD,
         &IMAGE_REDIRECT_EXPIRY_SECONDS,
         &IMAGE_ALLOW_SVG,
+        &API_THUMBNAIL_MAX_PIXELS,
+        &API_MAX_CONCURRENT_THUMBNAILS,
     ],
 };
 
@@ -226,4 +239,19 @@ pub const IMAGE_ALLOW_SVG: Var<bool> = Var::new(
     Api,
     false,
     "SVG can carry scripts: refused unless true (downloads are always attachments).",
+);
+
+pub const API_THUMBNAIL_MAX_PIXELS: Var<u64> = Var::new(
+    "API_THUMBNAIL_MAX_PIXELS",
+    Api,
+    40_000_000,
+    "Thumbnails are made of images of at most this many pixels (width × height, checked before\n\
+     decoding); one decode takes at most 8 bytes per pixel (1..400000000).",
+);
+
+pub const API_MAX_CONCURRENT_THUMBNAILS: Var<usize> = Var::new(
+    "API_MAX_CONCURRENT_THUMBNAILS",
+    Api,
+    2,
+    "Thumbnails made at once, off the request threads; the others wait their turn (1..64).",
 );

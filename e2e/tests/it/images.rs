@@ -6,7 +6,7 @@ use ipm_testkit::eventually;
 
 use crate::nginx::Setup;
 use crate::stack::Stack;
-use crate::support::{DEADLINE, SECRET, Upload, png};
+use crate::support::{DEADLINE, Reply, SECRET, Upload, png};
 
 const ALICE: &str = "alice@example.com";
 const CAROL: &str = "carol@example.com";

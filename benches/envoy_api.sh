@@ -4,7 +4,7 @@
 # against the same config without the ext_authz filter (Envoy → ipm-api), in the same run,
 # back to back. Prints both and the ratios, as benches/nginx_wrk.sh does for nginx.
 #
-#   benches/envoy_api.sh            # DURATION=10 CONNS=32 by default; MODE=http for envoy-http.yaml
+#   benches/envoy_api.sh            # DURATION=10 CONNS=32 ROUNDS=3 by default; MODE=http for envoy-http.yaml
 #
 # Envoy (one worker), authz and ipm-api share CPU 0 and wrk runs on CPU 1, so the ratio is the
 # whole cost of the check on one core: Envoy's extra work plus authz's decision. The token is a
@@ -119,11 +119,17 @@ run() { taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$TMP/bob.
 decisions() { curl -s "http://$AUTHZ/metrics" | awk '/^authz_decisions_total\{.*adapter="envoy_/ {s+=$2} END {print s+0}'; }
 
 run "$WITHOUT" >/dev/null # warm-up: connections, SQLite page cache
-echo "== Envoy → ipm-api (no ext_authz), $FILE"
-direct=$(run "$WITHOUT"); echo "$direct" | grep -E 'Requests/sec|  50%|  99%|Non-2xx'
-before=$(decisions)
-echo "== Envoy → authz → ipm-api (the shipped config), $FILE"
-authed=$(run "$WITH"); echo "$authed" | grep -E 'Requests/sec|  50%|  99%|Non-2xx'
-after=$(decisions)
-
-compare "$direct" "$authed" "$((after - before))"
+# Everything shares one core, so a run's rate wanders with what else that core does (SQLite,
+# the logs): ROUNDS pairs, alternated, and the median of the pairs' ratios.
+ratios=()
+for round in $(seq 1 "${ROUNDS:-3}"); do
+  echo "== round $round: Envoy → ipm-api (no ext_authz), $FILE"
+  direct=$(run "$WITHOUT"); echo "$direct" | grep -E 'Requests/sec|  50%|  99%|Non-2xx'
+  before=$(decisions)
+  echo "== round $round: Envoy → authz → ipm-api (the shipped config), $FILE"
+  authed=$(run "$WITH"); echo "$authed" | grep -E 'Requests/sec|  50%|  99%|Non-2xx'
+  after=$(decisions)
+  compare "$direct" "$authed" "$((after - before))"
+  ratios+=("$(python3 -c "print($(echo "$authed" | rps) / $(echo "$direct" | rps))")")
+done
+python3 -c "import statistics, sys; r = sorted(map(float, sys.argv[1:])); print(f'median requests/s through authz / direct over {len(r)} rounds: {statistics.median(r) * 100:.1f}% (range {r[0] * 100:.1f}-{r[-1] * 100:.1f}%)')" "${ratios[@]}"

@@ -9,6 +9,7 @@
 # authz runs on CPU 0, the load generator (authz/examples/ext_authz_load.rs) on CPU 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lib.sh
 DURATION=${DURATION:-10}
 RATE=${RATE:-10000}
 SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
@@ -16,7 +17,6 @@ export AUTHZ_SECRET="$SECRET"
 
 [ "${SKIP_BUILD:-0}" = 1 ] || cargo build --release -q -p authz --bin authz --example ext_authz_load
 TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 TMP=$(mktemp -d)
 pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$TMP"; }

@@ -17,6 +17,7 @@
 # (scripts/install-s3.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lib.sh
 MIB="${BENCH_MIB:-1024}"
 ROUNDS="${BENCH_ROUNDS:-3}"
 IPM_TOOLS="${IPM_TOOLS:-/var/cache/ipm-tools}"
@@ -36,7 +37,6 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 now() { date +%s.%N; }
 mbps() { python3 -c "print(f'{$MIB / ($2 - $1):.0f}')"; }
 median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR + 1) / 2)]}'; }

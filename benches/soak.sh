@@ -11,6 +11,7 @@
 # authz runs on CPU 0, wrk on CPU 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lib.sh
 DURATION=${DURATION:-600}
 PEAK_SECONDS=${PEAK_SECONDS:-10}
 CONNS=${CONNS:-32}
@@ -19,7 +20,6 @@ SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
 cargo build --release -q -p authz --bin authz
 TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 TMP=$(mktemp -d)
 SRV=$TMP/srv
 POL=$SRV/policies

@@ -64,37 +64,30 @@ where
                 .fetch_all(p)
                 .await
         }
-        // A few groups: one index range per group, each cut at the page size, then merged,
-        // so the work is bounded by groups x page size whatever the table's size.
-        DbPool::Postgres(p) if only => {
-            let sql = format!(
-                "SELECT {columns} FROM ( \
-                     SELECT p.* FROM unnest($1::text[]) AS g(name) \
-                     CROSS JOIN LATERAL ( \
-                         SELECT {ALL_COLUMNS} FROM projects \
-                         WHERE meta_group_id = g.name AND id > $2 ORDER BY id LIMIT $3) AS p \
-                     UNION \
-                     SELECT {ALL_COLUMNS} FROM projects WHERE id = ANY($4) AND id > $2) AS x \
-                 WHERE ($5::text IS NULL OR meta_group_id = $5) \
-                 ORDER BY id LIMIT $3"
-            );
-            sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(sql))
-                .bind(listed)
-                .bind(after)
-                .bind(limit)
-                .bind(ids)
-                .bind(group)
-                .fetch_all(p)
-                .await
-        }
-        // All groups but a few: the primary key in order, skipping those groups.
         DbPool::Postgres(p) => {
-            let sql = format!(
-                "SELECT {columns} FROM projects \
-                 WHERE id > $2 AND ($5::text IS NULL OR meta_group_id = $5) \
-                   AND (meta_group_id <> ALL($1::text[]) OR id = ANY($4)) \
-                 ORDER BY id LIMIT $3"
-            );
+            let sql = if only {
+                // A few groups: one index range per group, each cut at the page size, then
+                // merged, so the work is bounded by groups x page size whatever the table's size.
+                format!(
+                    "SELECT {columns} FROM ( \
+                         SELECT p.* FROM unnest($1::text[]) AS g(name) \
+                         CROSS JOIN LATERAL ( \
+                             SELECT {ALL_COLUMNS} FROM projects \
+                             WHERE meta_group_id = g.name AND id > $2 ORDER BY id LIMIT $3) AS p \
+                         UNION \
+                         SELECT {ALL_COLUMNS} FROM projects WHERE id = ANY($4) AND id > $2) AS x \
+                     WHERE ($5::text IS NULL OR meta_group_id = $5) \
+                     ORDER BY id LIMIT $3"
+                )
+            } else {
+                // All groups but a few: the primary key in order, skipping those groups.
+                format!(
+                    "SELECT {columns} FROM projects \
+                     WHERE id > $2 AND ($5::text IS NULL OR meta_group_id = $5) \
+                       AND (meta_group_id <> ALL($1::text[]) OR id = ANY($4)) \
+                     ORDER BY id LIMIT $3"
+                )
+            };
             sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(sql))
                 .bind(listed)
                 .bind(after)

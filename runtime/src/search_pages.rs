@@ -104,13 +104,13 @@ impl Enforcer {
             && q.subject.entity_type == "User"
             && q.resource.entity_type == "Project"
             && snapshot.routes.visibility("Project") == Some(q.action);
+        if !asks_visibility {
+            return Ok(None);
+        }
         let nil = Uuid::nil().hyphenated().to_string();
         let Some(path) = snapshot.routes.item_path("Project", &nil) else {
             return Ok(None);
         };
-        if !asks_visibility {
-            return Ok(None);
-        }
         let after = match token {
             None => Uuid::nil(),
             Some(t) => parse_id(t).ok_or(SearchError::BadToken)?,

@@ -3,11 +3,10 @@
 
 use std::time::Duration;
 
-use ipm_runtime::db::{DbPool, PoolSettings};
-use ipm_testkit::{PgDatabase, migrator, require_postgres};
+use ipm_testkit::{PgDatabase, require_postgres};
 use sqlx::Connection;
 
-use crate::support::spawn_with;
+use crate::support::{insert_projects, migrated_db, spawn_with};
 
 const ALICE: &str = "alice@example.com"; // photographers
 const CAROL: &str = "carol@example.com"; // editors
@@ -19,31 +18,16 @@ const EDITS: &str = "0190f0c4-6c3e-7b3a-8f00-000000000002";
 
 /// Applies the API's migrations and inserts one project per group, as the API would.
 pub async fn seed(url: &str) {
-    let db = DbPool::open_lazy(
-        url,
-        PoolSettings {
-            read_only: false,
-            max_connections: 1,
-            acquire_timeout: Duration::from_secs(5),
-        },
+    let db = migrated_db(url).await;
+    let project = |id| uuid::Uuid::parse_str(id).unwrap();
+    insert_projects(
+        &db,
+        &[
+            (project(PHOTOS), "photographers"),
+            (project(EDITS), "editors"),
+        ],
     )
-    .unwrap();
-    let migrator = migrator(db.backend()).await;
-    ipm_runtime::with_pool!(&db, pool => {
-        migrator.run(pool).await.unwrap();
-        for (id, group) in [(PHOTOS, "photographers"), (EDITS, "editors")] {
-            sqlx::query(
-                "INSERT INTO projects (id, name, description, meta_group_id, created_by, created_at, updated_at) \
-                 VALUES ($1, $2, '', $3, 'seed@example.com', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
-            )
-            .bind(uuid::Uuid::parse_str(id).unwrap())
-            .bind(group)
-            .bind(group)
-            .execute(pool)
-            .await
-            .unwrap();
-        }
-    });
+    .await;
     db.close().await;
 }
 

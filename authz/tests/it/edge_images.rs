@@ -1,12 +1,9 @@
 //! Edge decisions on image routes: authz finds an image's project and that project's group in
 //! the API's database, so another group's image is denied before the API is reached.
 
-use std::time::Duration;
+use ipm_testkit::{PgDatabase, require_postgres};
 
-use ipm_runtime::db::{DbPool, PoolSettings};
-use ipm_testkit::{PgDatabase, migrator, require_postgres};
-
-use crate::support::spawn_with;
+use crate::support::{insert_projects, migrated_db, spawn_with};
 
 const ALICE: &str = "alice@example.com"; // photographers
 const CAROL: &str = "carol@example.com"; // editors
@@ -19,28 +16,11 @@ const UNKNOWN_IMAGE: &str = "0190f0c4-6c3e-7b3a-8f00-0000000000ff";
 
 /// The API's schema, a photographers project and one image in it.
 async fn seed(url: &str) {
-    let db = DbPool::open_lazy(
-        url,
-        PoolSettings {
-            read_only: false,
-            max_connections: 1,
-            acquire_timeout: Duration::from_secs(5),
-        },
-    )
-    .unwrap();
-    let migrator = migrator(db.backend()).await;
+    let db = migrated_db(url).await;
     let project = uuid::Uuid::parse_str(PHOTOS).unwrap();
     let image = uuid::Uuid::parse_str(PHOTO_IMAGE).unwrap();
+    insert_projects(&db, &[(project, "photographers")]).await;
     ipm_runtime::with_pool!(&db, pool => {
-        migrator.run(pool).await.unwrap();
-        sqlx::query(
-            "INSERT INTO projects (id, name, description, meta_group_id, created_by, created_at, updated_at) \
-             VALUES ($1, 'photos', '', 'photographers', 'seed@example.com', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
-        )
-        .bind(project)
-        .execute(pool)
-        .await
-        .unwrap();
         sqlx::query(
             "INSERT INTO images (id, project_id, storage_key, filename, content_type, size_bytes, sha256, \
              width, height, uploaded_by, created_at) \

@@ -143,3 +143,38 @@ impl TestApp {
         std::fs::rename(&tmp, self.policy_dir.join(name)).unwrap();
     }
 }
+
+/// The API's database at `url`, opened for writing with its migrations applied, for a test to
+/// put rows in as the API would.
+pub async fn migrated_db(url: &str) -> ipm_runtime::db::DbPool {
+    let db = ipm_runtime::db::DbPool::open_lazy(
+        url,
+        ipm_runtime::db::PoolSettings {
+            read_only: false,
+            max_connections: 1,
+            acquire_timeout: std::time::Duration::from_secs(5),
+        },
+    )
+    .unwrap();
+    let migrator = ipm_testkit::migrator(db.backend()).await;
+    ipm_runtime::with_pool!(&db, pool => migrator.run(pool).await.unwrap());
+    db
+}
+
+/// Inserts projects `(id, group)` as the API would, each named after its id.
+pub async fn insert_projects(db: &ipm_runtime::db::DbPool, projects: &[(uuid::Uuid, &str)]) {
+    for (id, group) in projects {
+        ipm_runtime::with_pool!(db, pool => {
+            sqlx::query(
+                "INSERT INTO projects (id, name, description, meta_group_id, created_by, created_at, updated_at) \
+                 VALUES ($1, $2, '', $3, 'seed@example.com', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+            )
+            .bind(id)
+            .bind(id.to_string())
+            .bind(group)
+            .execute(pool)
+            .await
+            .unwrap();
+        });
+    }
+}

@@ -6,11 +6,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use ipm_runtime::db::{DbPool, PoolSettings};
-use ipm_testkit::migrator;
 use serde_json::json;
 
-use crate::support::{TestApp, spawn_with};
+use crate::support::{TestApp, insert_projects, migrated_db, spawn_with};
 
 const USERS: &[&str] = &[
     "alice@example.com",
@@ -28,32 +26,14 @@ fn project_id(n: u32) -> String {
 
 /// 40 projects spread over four groups (one of which nobody is in).
 async fn seed(url: &str) {
-    let db = DbPool::open_lazy(
-        url,
-        PoolSettings {
-            read_only: false,
-            max_connections: 1,
-            acquire_timeout: Duration::from_secs(5),
-        },
-    )
-    .unwrap();
-    let migrator = migrator(db.backend()).await;
-    ipm_runtime::with_pool!(&db, pool => {
-        migrator.run(pool).await.unwrap();
-        for n in 1..=40u32 {
-            let group = GROUPS[(n as usize * 7) % GROUPS.len()];
-            sqlx::query(
-                "INSERT INTO projects (id, name, description, meta_group_id, created_by, created_at, updated_at) \
-                 VALUES ($1, $2, '', $3, 'seed@example.com', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
-            )
-            .bind(uuid::Uuid::parse_str(&project_id(n)).unwrap())
-            .bind(format!("project {n}"))
-            .bind(group)
-            .execute(pool)
-            .await
-            .unwrap();
-        }
-    });
+    let db = migrated_db(url).await;
+    let projects: Vec<(uuid::Uuid, &str)> = (1..=40u32)
+        .map(|n| {
+            let id = uuid::Uuid::parse_str(&project_id(n)).unwrap();
+            (id, GROUPS[(n as usize * 7) % GROUPS.len()])
+        })
+        .collect();
+    insert_projects(&db, &projects).await;
     db.close().await;
 }
 

@@ -84,6 +84,63 @@ fn header(meta: &RequestMeta, name: warp::http::header::HeaderName) -> Option<&s
     meta.headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// What an upload is, once everything that can be judged before its body has been.
+struct Admitted {
+    caller: Caller,
+    project: Uuid,
+    named: Option<String>,
+    slot: UploadSlot,
+    /// The multipart boundary; `None` for a raw body.
+    boundary: Option<String>,
+}
+
+/// Every check that needs no byte of the body, in the order a caller's mistakes are told.
+async fn admit(s: &ApiState, project: &str, meta: &RequestMeta) -> Result<Admitted, ApiError> {
+    let caller = s.access.authorize(meta).await?;
+    let project = path_id(project)?;
+    let UploadParams { filename: named } = parse_query(meta.query())?;
+    existing_project(s, project).await?;
+    // Taken before any of the body is read, held by the upload's task to its end.
+    let slot = s
+        .images
+        .slots
+        .try_take(caller.user.as_str())
+        .map_err(ApiError::TooManyUploads)?;
+    let config = &s.images.config;
+    let content_type = header(meta, CONTENT_TYPE).unwrap_or_default();
+    let multipart = content_type
+        .split(';')
+        .next()
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("multipart/form-data"));
+    let length: Option<u64> = header(meta, CONTENT_LENGTH).and_then(|v| v.parse().ok());
+    let allowance = if multipart { MULTIPART_OVERHEAD } else { 0 };
+    if length.is_some_and(|n| n > config.max_upload_bytes.saturating_add(allowance)) {
+        return Err(ApiError::UploadTooLarge(config.max_upload_bytes));
+    }
+    let boundary =
+        if multipart {
+            Some(multer::parse_boundary(content_type).map_err(|_| {
+                ApiError::invalid_param("content-type", "has no multipart boundary")
+            })?)
+        } else {
+            if named.is_none() {
+                return Err(ApiError::invalid_param(
+                    "filename",
+                    "is required with a raw body (or send multipart/form-data)",
+                ));
+            }
+            check_raw_upload(&meta.headers)?;
+            None
+        };
+    Ok(Admitted {
+        caller,
+        project,
+        named,
+        slot,
+        boundary,
+    })
+}
+
 /// `POST /api/projects/{id}/images`.
 pub(super) async fn upload_image<S, B>(
     project: String,
@@ -95,82 +152,18 @@ where
     S: Stream<Item = Result<B, warp::Error>> + Send + 'static,
     B: Buf + Send + 'static,
 {
-    let mut r = respond(
-        async {
-            let caller = s.access.authorize(&meta).await?;
-            let project = path_id(&project)?;
-            let UploadParams { filename: named } = parse_query(meta.query())?;
-            existing_project(&s, project).await?;
-            // Taken before any of the body is read, held by the upload's task to its end.
-            let slot = s
-                .images
-                .slots
-                .try_take(caller.user.as_str())
-                .map_err(ApiError::TooManyUploads)?;
-            let config = &s.images.config;
-            let content_type = header(&meta, CONTENT_TYPE).unwrap_or_default();
-            let multipart = content_type
-                .split(';')
-                .next()
-                .is_some_and(|t| t.trim().eq_ignore_ascii_case("multipart/form-data"));
-            let length: Option<u64> = header(&meta, CONTENT_LENGTH).and_then(|v| v.parse().ok());
-            let allowance = if multipart { MULTIPART_OVERHEAD } else { 0 };
-            if length.is_some_and(|n| n > config.max_upload_bytes.saturating_add(allowance)) {
-                return Err(ApiError::UploadTooLarge(config.max_upload_bytes));
-            }
-            // Counted and timed before any parser reads it: multer would otherwise buffer a
-            // part header or preamble that never ends, and wait forever on a silent client.
-            let limits = BodyLimits {
-                max_bytes: config.max_upload_bytes.saturating_add(MULTIPART_OVERHEAD),
-                idle: config.upload_idle_timeout,
-                drain_bytes: DRAIN_BYTES,
-                drain_time: DRAIN_TIME,
-            };
-            let body = Box::pin(body.map(|r| r.map(|mut b| b.copy_to_bytes(b.remaining()))));
-            let body = GuardedBody::new(body, limits);
-            let cut = body.cut_flag();
-            let source = if multipart {
-                let boundary = multer::parse_boundary(content_type).map_err(|_| {
-                    ApiError::invalid_param("content-type", "has no multipart boundary")
-                })?;
-                let constraints = multer::Constraints::new()
-                    .size_limit(multer::SizeLimit::new().whole_stream(limits.max_bytes));
-                Source::Multipart(multer::Multipart::with_constraints(
-                    OneAtATime::new(body),
-                    boundary,
-                    constraints,
-                ))
-            } else {
-                if named.is_none() {
-                    return Err(ApiError::invalid_param(
-                        "filename",
-                        "is required with a raw body (or send multipart/form-data)",
-                    ));
-                }
-                check_raw_upload(&meta.headers)?;
-                Source::Raw(body)
-            };
-            // Its own task: a client that goes away cannot cancel it half-way (say between
-            // storing the object and writing its row); it sees the body end in an error and
-            // cleans up.
-            let task = tokio::spawn(receive(s.clone(), caller, project, named, source, slot));
-            let image = task
-                .await
-                .map_err(|e| {
-                    tracing::error!(error = %e, "upload task failed");
-                    ApiError::StorageUnavailable
-                })?
-                .map_err(|e| match (e, cut.get()) {
-                    // The body ended because the guard cut it: say why.
-                    (ApiError::UploadInterrupted, Some(cut)) => {
-                        cut_error(cut, config.max_upload_bytes)
-                    }
-                    (e, _) => e,
-                })?;
-            Ok(created(&image, &format!("/api/images/{}", image.id)))
+    let mut body = Box::pin(body.map(|r| r.map(|mut b| b.copy_to_bytes(b.remaining()))));
+    let result = match admit(&s, &project, &meta).await {
+        Ok(admitted) => receive_body(&s, admitted, body).await,
+        Err(e) => {
+            // Answering while the client (or nginx, relaying it unbuffered) is still sending
+            // would close the connection under it, and the reset loses the answer: nginx
+            // turns the 413 into a 502. So what is still coming is read first, within bounds.
+            drain(&mut body, DRAIN_BYTES, DRAIN_TIME).await;
+            Err(e)
         }
-        .await,
-    );
+    };
+    let mut r = respond(result);
     // A refused upload may leave part of its body unread: the connection cannot carry
     // another request.
     if !r.status().is_success() {
@@ -178,6 +171,58 @@ where
             .insert(CONNECTION, HeaderValue::from_static("close"));
     }
     r
+}
+
+/// Streams an admitted upload's body into storage in its own task, and answers with its row.
+async fn receive_body<S>(s: &ApiState, admitted: Admitted, body: S) -> Result<Reply, ApiError>
+where
+    S: Stream<Item = Result<Bytes, warp::Error>> + Send + Unpin + 'static,
+{
+    let Admitted {
+        caller,
+        project,
+        named,
+        slot,
+        boundary,
+    } = admitted;
+    let config = &s.images.config;
+    // Counted and timed before any parser reads it: multer would otherwise buffer a part
+    // header or preamble that never ends, and wait forever on a silent client.
+    let limits = BodyLimits {
+        max_bytes: config.max_upload_bytes.saturating_add(MULTIPART_OVERHEAD),
+        idle: config.upload_idle_timeout,
+        drain_bytes: DRAIN_BYTES,
+        drain_time: DRAIN_TIME,
+    };
+    let body = GuardedBody::new(body, limits);
+    let cut = body.cut_flag();
+    let source = match boundary {
+        Some(boundary) => {
+            let constraints = multer::Constraints::new()
+                .size_limit(multer::SizeLimit::new().whole_stream(limits.max_bytes));
+            Source::Multipart(multer::Multipart::with_constraints(
+                OneAtATime::new(body),
+                boundary,
+                constraints,
+            ))
+        }
+        None => Source::Raw(body),
+    };
+    // Its own task: a client that goes away cannot cancel it half-way (say between storing
+    // the object and writing its row); it sees the body end in an error and cleans up.
+    let task = tokio::spawn(receive(s.clone(), caller, project, named, source, slot));
+    let image = task
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "upload task failed");
+            ApiError::StorageUnavailable
+        })?
+        .map_err(|e| match (e, cut.get()) {
+            // The body ended because the guard cut it: say why.
+            (ApiError::UploadInterrupted, Some(cut)) => cut_error(cut, config.max_upload_bytes),
+            (e, _) => e,
+        })?;
+    Ok(created(&image, &format!("/api/images/{}", image.id)))
 }
 
 /// Stores the file, then its row; removes the object when the row cannot be written.

@@ -156,9 +156,8 @@ where
     let result = match admit(&s, &project, &meta).await {
         Ok(admitted) => receive_body(&s, admitted, body).await,
         Err(e) => {
-            // Answering while the client (or nginx, relaying it unbuffered) is still sending
-            // would close the connection under it, and the reset loses the answer: nginx
-            // turns the 413 into a 502. So what is still coming is read first, within bounds.
+            // Answering while the client (or nginx, unbuffered) still sends would reset the
+            // connection and lose the answer (nginx: a 502): the rest is read first, bounded.
             drain(&mut body, DRAIN_BYTES, DRAIN_TIME).await;
             Err(e)
         }

@@ -2,47 +2,22 @@
 //! No I/O, no clock, no globals; every protocol adapter ends up here.
 
 use std::collections::HashSet;
-use std::net::IpAddr;
 
 use cedar_policy::{
     Authorizer, Context, Entities, Entity, EntityUid, Request, RestrictedExpression,
 };
 
 use crate::entities::user_entities;
-use crate::identity::Email;
-use crate::routes::RouteMatch;
 use crate::snapshot::{PolicySnapshot, entity_uid};
 
-/// What Cedar is asked about.
-#[derive(Debug, Clone)]
-pub struct CedarQuery<'a> {
-    pub user: &'a Email,
-    pub groups: &'a [String],
-    pub route: &'a RouteMatch,
-    pub method: &'a str,
-    /// The request path without its query string.
-    pub path: &'a str,
-    pub client_ip: Option<IpAddr>,
-    /// Entities a resolver found for the resource (a project and its group, say).
-    pub resource_entities: &'a [Entity],
-}
+pub use crate::question::{CedarQuery, CedarVerdict, QueryError};
 
-/// Cedar's answer, with the policies that decided it and any evaluation errors.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CedarVerdict {
-    pub allowed: bool,
-    pub policies: Vec<String>,
-    pub errors: Vec<String>,
-}
-
-/// Why a query could not even be put to Cedar.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("cannot build the Cedar request: {0}")]
-pub struct QueryError(pub String);
-
-/// Evaluates a query against a snapshot, on the policies whose scope can match it.
+/// Evaluates a query against a snapshot, on the policies whose scope can match it; a question
+/// already decided on this snapshot, with every input the same, is answered from its memo.
 pub fn decide(snapshot: &PolicySnapshot, q: &CedarQuery<'_>) -> Result<CedarVerdict, QueryError> {
-    decide_with(snapshot, q, true)
+    snapshot
+        .memo
+        .get_or_decide(q, || decide_with(snapshot, q, true))
 }
 
 /// Evaluates a query; `sliced = false` evaluates every policy (to check slicing against).

@@ -66,8 +66,23 @@ fn principal_scope(c: PrincipalConstraint) -> PrincipalScope {
 }
 
 impl PolicyIndex {
-    /// Indexes every policy under every action of the schema its action scope admits.
+    /// Indexes every policy under every action of the schema its action scope admits. Each
+    /// policy's scope is read once (reading it builds its constraints anew), not per action.
     pub fn new(policies: &PolicySet, actions: &Entities) -> Self {
+        let scoped: Vec<(ActionConstraint, Option<EntityUid>, Indexed)> = policies
+            .policies()
+            .map(|p| {
+                let resource = match p.resource_constraint() {
+                    ResourceConstraint::Eq(r) => Some(r),
+                    _ => None,
+                };
+                let indexed = Indexed {
+                    policy: p.clone(),
+                    principal: principal_scope(p.principal_constraint()),
+                };
+                (p.action_constraint(), resource, indexed)
+            })
+            .collect();
         let mut by_action: HashMap<EntityUid, Slices> = HashMap::new();
         let mut action_entities = HashMap::new();
         for entity in actions.iter() {
@@ -84,18 +99,17 @@ impl PolicyIndex {
                 ),
             );
             let slices = by_action.entry(action.clone()).or_default();
-            for p in policies.policies() {
-                if admits_action(&p.action_constraint(), &action, &ancestors) {
-                    let indexed = Indexed {
-                        policy: p.clone(),
-                        principal: principal_scope(p.principal_constraint()),
-                    };
-                    match p.resource_constraint() {
-                        ResourceConstraint::Eq(r) => {
-                            slices.by_resource.entry(r).or_default().push(indexed);
-                        }
-                        _ => slices.general.push(indexed),
-                    }
+            for (constraint, resource, indexed) in &scoped {
+                if !admits_action(constraint, &action, &ancestors) {
+                    continue;
+                }
+                match resource {
+                    Some(r) => slices
+                        .by_resource
+                        .entry(r.clone())
+                        .or_default()
+                        .push(indexed.clone()),
+                    None => slices.general.push(indexed.clone()),
                 }
             }
         }

@@ -11,7 +11,8 @@ use serde::Serialize;
 
 use crate::settle::PAUSE;
 use crate::snapshot::{
-    LoadError, PolicySnapshot, SourceFiles, hash_sources, read_dir, read_dir_settled_with,
+    LoadError, ParseCache, PolicySnapshot, SourceFiles, hash_sources, read_dir,
+    read_dir_settled_with,
 };
 
 /// What changed between two snapshots, by policy id.
@@ -48,7 +49,9 @@ pub struct PolicyStore {
     dir: PathBuf,
     current: ArcSwap<PolicySnapshot>,
     pending: ArcSwapOption<PendingError>,
-    reload_lock: std::sync::Mutex<()>,
+    /// One reload at a time; it holds what the last load parsed, so a reload re-reads only
+    /// the files that changed.
+    reload_lock: std::sync::Mutex<ParseCache>,
 }
 
 impl PolicyStore {
@@ -57,8 +60,11 @@ impl PolicyStore {
         // Read as a reload reads: a directory still being written at start is not loaded
         // half-done (a truncated `guards.cedar` would parse, without its forbid).
         let files = read_dir_settled_with(dir, read_dir, || std::thread::sleep(PAUSE))?;
-        let snapshot = PolicySnapshot::from_sources(dir, files)?;
-        Ok(Self::from_snapshot(dir, snapshot))
+        let mut cache = ParseCache::default();
+        let snapshot = PolicySnapshot::from_sources_with(dir, files, &mut cache)?;
+        let mut store = Self::from_snapshot(dir, snapshot);
+        store.reload_lock = std::sync::Mutex::new(cache);
+        Ok(store)
     }
 
     pub fn from_snapshot(dir: &Path, snapshot: PolicySnapshot) -> Self {
@@ -66,7 +72,7 @@ impl PolicyStore {
             dir: dir.to_path_buf(),
             current: ArcSwap::from_pointee(snapshot),
             pending: ArcSwapOption::empty(),
-            reload_lock: std::sync::Mutex::new(()),
+            reload_lock: std::sync::Mutex::new(ParseCache::default()),
         }
     }
 
@@ -101,7 +107,7 @@ impl PolicyStore {
         pause: impl FnMut(),
     ) -> ReloadOutcome {
         // One reload at a time: a watcher event and a SIGHUP must not interleave.
-        let _guard = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
         let files = match read_dir_settled_with(&self.dir, read, pause) {
             Ok(f) => f,
             Err(e) => return self.fail(e, String::new()),
@@ -118,7 +124,7 @@ impl PolicyStore {
         {
             return ReloadOutcome::StillFailing;
         }
-        match PolicySnapshot::from_sources(&self.dir, files) {
+        match PolicySnapshot::from_sources_with(&self.dir, files, &mut cache) {
             Ok(next) => {
                 let report = diff(&old, &next);
                 self.current.store(Arc::new(next));

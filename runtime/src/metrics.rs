@@ -7,12 +7,14 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+use ipm_policy::store::PolicyStore;
 
 use crate::reload::pending::PendingChanges;
 
@@ -82,6 +84,46 @@ impl Collector for AliveTasks {
             MetricType::Gauge,
         )?;
         ConstGauge::new(tasks).encode(metric)
+    }
+}
+
+/// `authz_decision_memo_*`: how the snapshot in force answers, from its memo (`hits`) or from
+/// Cedar (`misses`), since it loaded (a reload starts them again), and the entries it keeps.
+struct DecisionMemoCounts(Arc<PolicyStore>);
+
+impl std::fmt::Debug for DecisionMemoCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DecisionMemoCounts")
+    }
+}
+
+impl Collector for DecisionMemoCounts {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let snapshot = self.0.snapshot();
+        let (hits, misses) = snapshot.memo.counts();
+        let entries = u64::try_from(snapshot.memo.len()).unwrap_or(u64::MAX);
+        for (name, help, value) in [
+            (
+                "decision_memo_hits",
+                "Decisions answered from the snapshot's memo",
+                hits,
+            ),
+            (
+                "decision_memo_misses",
+                "Decisions asked of Cedar, then kept",
+                misses,
+            ),
+        ] {
+            let metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            ConstCounter::new(value).encode(metric)?;
+        }
+        let metric = encoder.encode_descriptor(
+            "decision_memo_entries",
+            "Decisions the snapshot's memo keeps",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(i64::try_from(entries).unwrap_or(i64::MAX)).encode(metric)
     }
 }
 
@@ -190,6 +232,12 @@ impl Metrics {
             redis_rejected_entries,
             pending_changes,
         }
+    }
+
+    /// Exports the decision memo of `store`'s snapshot in force.
+    pub fn watch_memo(&mut self, store: Arc<PolicyStore>) {
+        self.registry
+            .register_collector(Box::new(DecisionMemoCounts(store)));
     }
 
     /// The registry, for sources that add their own metrics at start.

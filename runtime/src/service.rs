@@ -88,11 +88,12 @@ pub struct CoreSettings<'a> {
 
 impl Core {
     /// Loads the policies and the group source; `metrics` may already carry extra families.
-    pub fn load(settings: CoreSettings<'_>, metrics: Metrics) -> Result<Self, StartError> {
-        let metrics = Arc::new(metrics);
+    pub fn load(settings: CoreSettings<'_>, mut metrics: Metrics) -> Result<Self, StartError> {
         // Before anything parses an address: the policies' users, the groups file.
         ipm_policy::identity::set_local_part_case(settings.directory.email_case);
         let store = Arc::new(PolicyStore::load(settings.policy_dir)?);
+        metrics.watch_memo(store.clone());
+        let metrics = Arc::new(metrics);
         metrics
             .policies_loaded
             .set(i64::try_from(store.snapshot().policy_count()).unwrap_or(i64::MAX));

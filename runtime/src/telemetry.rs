@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
+use tracing_subscriber::fmt::writer::{BoxMakeWriter, MakeWriterExt};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -11,21 +12,15 @@ use tracing_subscriber::{EnvFilter, Layer};
 pub struct LogGuards(#[allow(dead_code)] Vec<WorkerGuard>);
 
 /// Installs the global subscriber. Lines are never dropped: a slow disk slows decisions
-/// rather than losing the audit trail.
+/// rather than losing the audit trail. Each line is formatted once and written to both.
 pub fn init(log_file: Option<&Path>) -> Result<LogGuards, String> {
-    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let (stdout, g1) = NonBlockingBuilder::default()
         .lossy(false)
         .finish(std::io::stdout());
     let mut guards = vec![g1];
-    let stdout_layer = tracing_subscriber::fmt::layer()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_writer(stdout)
-        .with_filter(filter());
-    let file_layer = match log_file {
-        None => None,
+    let writer = match log_file {
+        None => BoxMakeWriter::new(stdout),
         Some(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)
@@ -36,22 +31,20 @@ pub fn init(log_file: Option<&Path>) -> Result<LogGuards, String> {
                 .append(true)
                 .open(path)
                 .map_err(|e| format!("LOG_FILE: cannot open `{}`: {e}", path.display()))?;
-            let (writer, g2) = NonBlockingBuilder::default().lossy(false).finish(file);
+            let (file, g2) = NonBlockingBuilder::default().lossy(false).finish(file);
             guards.push(g2);
-            Some(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(false)
-                    .with_ansi(false)
-                    .with_writer(writer)
-                    .with_filter(filter()),
-            )
+            BoxMakeWriter::new(stdout.and(file))
         }
     };
+    let layer = tracing_subscriber::fmt::layer()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_ansi(false)
+        .with_writer(writer)
+        .with_filter(filter);
     tracing_subscriber::registry()
-        .with(stdout_layer)
-        .with(file_layer)
+        .with(layer)
         .try_init()
         .map_err(|e| format!("cannot install the logger: {e}"))?;
     Ok(LogGuards(guards))

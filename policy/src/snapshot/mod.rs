@@ -6,22 +6,22 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::SystemTime;
 
-use cedar_policy::{
-    Entities, EntityId, EntityTypeName, EntityUid, PolicyId, PolicySet, Schema, ValidationMode,
-    Validator,
-};
+use cedar_policy::{Entities, EntityId, EntityTypeName, EntityUid, PolicyId, PolicySet, Schema};
 use sha2::{Digest, Sha256};
 
 use crate::diagnostics::Problem;
+use crate::memo::DecisionMemo;
 use crate::routes::RouteTable;
 use crate::slice::PolicyIndex;
 
 mod entity_file;
+mod files;
 pub mod literals;
 mod problems;
 mod read;
 
-use problems::{check_request_shape, duplicate_id, locate, route_problem};
+pub use files::ParseCache;
+use problems::{check_request_shape, duplicate_id, route_problem};
 pub use read::{affects_dir, read_dir, read_dir_settled, read_dir_settled_with};
 
 /// The schema file's name inside the policy directory.
@@ -88,6 +88,8 @@ pub struct PolicySnapshot {
     /// computed) and the schema's action entities: what a direct evaluation knows beyond the
     /// request.
     pub entities: Entities,
+    /// Decisions already made on this snapshot (`crate::memo`): a reload starts afresh.
+    pub memo: DecisionMemo,
 }
 
 /// The hash that identifies a set of source files.
@@ -111,6 +113,16 @@ impl PolicySnapshot {
 
     /// Builds a snapshot from file contents; `dir` is used only in messages.
     pub fn from_sources(dir: &Path, files: SourceFiles) -> Result<Self, LoadError> {
+        Self::from_sources_with(dir, files, &mut ParseCache::default())
+    }
+
+    /// [`Self::from_sources`], reusing what `cache` kept of files that did not change since
+    /// it last saw them (and keeping this load's files for the next).
+    pub fn from_sources_with(
+        dir: &Path,
+        files: SourceFiles,
+        cache: &mut ParseCache,
+    ) -> Result<Self, LoadError> {
         let mut problems = Vec::new();
         let display = |name: &str| dir.join(name).display().to_string();
 
@@ -161,34 +173,23 @@ impl PolicySnapshot {
 
         let mut policies = PolicySet::new();
         let mut policy_files: BTreeMap<String, String> = BTreeMap::new();
-        let mut file_of_id: HashMap<PolicyId, String> = HashMap::new();
-        for (name, text) in files.iter().filter(|(n, _)| n.ends_with(".cedar")) {
-            let parsed = match PolicySet::from_str(text) {
-                Ok(p) => p,
-                Err(errs) => {
-                    for e in errs.iter() {
-                        problems.push(Problem::from_diagnostic(&display(name), text, e));
-                    }
-                    continue;
-                }
-            };
-            if parsed.templates().next().is_some() {
-                problems.push(Problem::whole_file(
-                    &display(name),
-                    "templates are not supported: write static policies",
-                ));
-            }
-            let mut seen_here: HashMap<String, usize> = HashMap::new();
-            for policy in parsed.policies() {
-                let id = stable_id(name, policy.id(), policy.annotation(ID_ANNOTATION));
-                let nth = seen_here.entry(id.clone()).or_insert(0);
+        let schema_text = files.get(SCHEMA_FILE).map(String::as_str);
+        let parsed = cache.parse_all(dir, &files, schema.as_ref().zip(schema_text));
+        let mut warnings = Vec::new();
+        for (name, file) in &parsed {
+            let text = files.get(name).map_or("", String::as_str);
+            problems.extend(file.problems.iter().cloned());
+            warnings.extend(file.warnings.iter().cloned());
+            let mut seen_here: HashMap<&str, usize> = HashMap::new();
+            for (id, policy) in &file.policies {
+                let nth = seen_here.entry(id).or_insert(0);
                 *nth += 1;
-                if let Some(first) = policy_files.get(&id) {
+                if let Some(first) = policy_files.get(id) {
                     let first_text = files.get(first).map_or("", String::as_str);
                     problems.push(duplicate_id(
                         &display(name),
                         text,
-                        &id,
+                        id,
                         *nth - 1,
                         (first, first_text),
                     ));
@@ -201,58 +202,48 @@ impl PolicySnapshot {
                     ));
                     continue;
                 }
-                let pid = PolicyId::new(&id);
-                if let Err(e) = policies.add(policy.new_id(pid.clone())) {
+                if let Err(e) = policies.add(policy.clone()) {
                     problems.push(Problem::whole_file(&display(name), e.to_string()));
                     continue;
                 }
-                policy_files.insert(id, name.clone());
-                file_of_id.insert(pid, name.clone());
+                policy_files.insert(id.clone(), name.clone());
             }
         }
 
-        let mut warnings = Vec::new();
-        if let Some(schema) = &schema {
-            let result = Validator::new(schema.clone()).validate(&policies, ValidationMode::Strict);
-            for e in result.validation_errors() {
-                problems.push(locate(dir, &files, &file_of_id, e.policy_id(), e));
-            }
-            for w in result.validation_warnings() {
-                warnings.push(locate(dir, &files, &file_of_id, w.policy_id(), w));
-            }
-            if let Some(routes) = &routes {
-                let text = files.get(ROUTES_FILE).map_or("", String::as_str);
-                for (ty, action) in routes.visibility_actions() {
-                    if let Err(message) = check_request_shape(schema, action, ty) {
-                        problems.push(Problem::whole_file(
-                            &display(ROUTES_FILE),
-                            format!("[visibility] `{ty} = \"{action}\"`: {message}"),
-                        ));
-                    }
+        if let Some(schema) = &schema
+            && let Some(routes) = &routes
+        {
+            let text = files.get(ROUTES_FILE).map_or("", String::as_str);
+            for (ty, action) in routes.visibility_actions() {
+                if let Err(message) = check_request_shape(schema, action, ty) {
+                    problems.push(Problem::whole_file(
+                        &display(ROUTES_FILE),
+                        format!("[visibility] `{ty} = \"{action}\"`: {message}"),
+                    ));
                 }
-                for (i, route) in routes.routes().iter().enumerate() {
-                    if let Some(t) = &route.spec.target
-                        && let Err(message) = check_request_shape(schema, &t.action, &t.entity_type)
-                    {
-                        problems.push(Problem::whole_file(
-                            &display(ROUTES_FILE),
-                            format!("route {} (`{}`) target: {message}", i + 1, route.spec.path),
-                        ));
-                    }
-                    if let Err(message) = check_request_shape(
+            }
+            for (i, route) in routes.routes().iter().enumerate() {
+                if let Some(t) = &route.spec.target
+                    && let Err(message) = check_request_shape(schema, &t.action, &t.entity_type)
+                {
+                    problems.push(Problem::whole_file(
+                        &display(ROUTES_FILE),
+                        format!("route {} (`{}`) target: {message}", i + 1, route.spec.path),
+                    ));
+                }
+                if let Err(message) = check_request_shape(
+                    schema,
+                    &route.spec.action,
+                    &route.spec.resource.entity_type,
+                ) {
+                    problems.push(route_problem(
+                        &display(ROUTES_FILE),
+                        text,
                         schema,
-                        &route.spec.action,
-                        &route.spec.resource.entity_type,
-                    ) {
-                        problems.push(route_problem(
-                            &display(ROUTES_FILE),
-                            text,
-                            schema,
-                            i,
-                            &route.spec,
-                            format!("route {} (`{}`): {message}", i + 1, route.spec.path),
-                        ));
-                    }
+                        i,
+                        &route.spec,
+                        format!("route {} (`{}`): {message}", i + 1, route.spec.path),
+                    ));
                 }
             }
         }
@@ -291,6 +282,7 @@ impl PolicySnapshot {
                 sources: files,
                 policy_files,
                 warnings,
+                memo: DecisionMemo::default(),
             }),
             _ => Err(LoadError {
                 dir: dir.to_path_buf(),
@@ -319,6 +311,8 @@ impl PolicySnapshot {
             warnings: Vec::new(),
             action_entities: self.action_entities.clone(),
             entities: self.entities.clone(),
+            // Asked a question or two, then dropped.
+            memo: DecisionMemo::with_capacity(16),
         }
     }
 }

@@ -74,10 +74,13 @@ pub(super) fn route_problem(
     spec: &crate::routes::RouteSpec,
     message: String,
 ) -> Problem {
-    let declared: Vec<String> = schema
+    // Sorted: the schema keeps its actions in a hash map, and a message must not change
+    // from one load of the same files to the next.
+    let mut declared: Vec<String> = schema
         .actions()
         .map(|a| a.id().unescaped().to_string())
         .collect();
+    declared.sort();
     let unknown_action = !declared.contains(&spec.action);
     let key = if unknown_action { "action" } else { "resource" };
     // Headers start a line; a comment that mentions one does not count.

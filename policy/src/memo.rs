@@ -16,9 +16,22 @@ use crate::question::{CedarQuery, CedarVerdict, QueryError};
 /// Entries a snapshot's memo keeps.
 pub const CAPACITY: usize = 4096;
 /// Longest text a kept question may carry (user, groups, path, resource id together), and
-/// most entities: with [`CAPACITY`], what bounds the memo's memory (a few MiB at most).
+/// most entities: with [`CAPACITY`] and [`MAX_VERDICT_TEXT`], what bounds the memo's memory
+/// (about 20 MiB at worst; a typical entry is well under 1 KiB).
 const MAX_TEXT: usize = 1024;
 const MAX_ENTITIES: usize = 4;
+/// Longest answer kept (the ids of the policies that decided it and any errors, together):
+/// a policy set where a thousand policies permit one request must not make each entry large.
+const MAX_VERDICT_TEXT: usize = 2048;
+
+/// Whether `v` is small enough to keep.
+fn small(v: &Verdict) -> bool {
+    let text = match v {
+        Ok(v) => v.policies.iter().chain(&v.errors).map(String::len).sum(),
+        Err(e) => e.0.len(),
+    };
+    text <= MAX_VERDICT_TEXT
+}
 
 /// Every input of a decision but the snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -133,7 +146,9 @@ impl DecisionMemo {
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         let v = decide();
-        if let Some(mut m) = self.entries.as_ref().and_then(|m| m.lock().ok()) {
+        if small(&v)
+            && let Some(mut m) = self.entries.as_ref().and_then(|m| m.lock().ok())
+        {
             m.cache_set(key, v.clone());
         }
         v

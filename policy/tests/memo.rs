@@ -221,3 +221,33 @@ fn the_memo_is_bounded() {
     assert_eq!(memo.len(), 8);
     assert_eq!(memo.counts(), (0, 100));
 }
+
+#[test]
+fn a_large_answer_is_decided_and_not_kept() {
+    let memo = ipm_policy::memo::DecisionMemo::with_capacity(8);
+    let dir = policy_dir();
+    let snapshot = PolicySnapshot::load(dir.path()).unwrap();
+    let user: Email = "alice@example.com".parse().unwrap();
+    let route = snapshot.routes.matches("GET", "/api/projects").unwrap();
+    let q = CedarQuery {
+        user: &user,
+        groups: &[],
+        route: &route,
+        method: "GET",
+        path: &route.path,
+        client_ip: None,
+        resource_entities: &[],
+    };
+    let large = || {
+        Ok(CedarVerdict {
+            allowed: true,
+            policies: (0..200).map(|n| format!("policy-number-{n}")).collect(),
+            errors: Vec::new(),
+        })
+    };
+    for _ in 0..3 {
+        assert!(memo.get_or_decide(&q, large).unwrap().allowed);
+    }
+    assert_eq!(memo.counts(), (0, 3), "asked each time");
+    assert!(memo.is_empty());
+}

@@ -3,7 +3,9 @@
 //! and never erred: the decision and its determining policies are the same, only faster.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
+use cached::{Cached, LruCache};
 use cedar_policy::{
     ActionConstraint, Entities, Entity, EntityUid, Policy, PolicySet, PolicySetError,
     PrincipalConstraint, ResourceConstraint,
@@ -27,12 +29,28 @@ struct Indexed {
 }
 
 /// The policies of a snapshot, grouped by the actions their scope admits.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct PolicyIndex {
     by_action: HashMap<EntityUid, Slices>,
     /// Each action as an entity whose parents are all its ancestors: the one entity of the
     /// action hierarchy a request needs, so the hierarchy is not rebuilt per request.
     actions: HashMap<EntityUid, Entity>,
+    /// Slices already built, by the policies they hold: most requests share a few (the same
+    /// action, the same kinds of principal), and building one costs more than finding it.
+    built: Option<Mutex<LruCache<Chosen, Arc<PolicySet>>>>,
+}
+
+/// Slices kept; the least recently used goes first.
+const BUILT: usize = 1024;
+
+/// Which policies a slice holds: an action's general ones and a resource's own, by position.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Chosen {
+    action: EntityUid,
+    /// Set when the resource has policies of its own.
+    resource: Option<EntityUid>,
+    general: Vec<u32>,
+    own: Vec<u32>,
 }
 
 /// One action's policies: those whose resource scope is `== X`, by X (a request on another
@@ -116,6 +134,11 @@ impl PolicyIndex {
         Self {
             by_action,
             actions: action_entities,
+            built: LruCache::builder()
+                .max_size(BUILT)
+                .build()
+                .ok()
+                .map(Mutex::new),
         }
     }
 
@@ -132,23 +155,45 @@ impl PolicyIndex {
         principal: &EntityUid,
         principal_in: &HashSet<EntityUid>,
         resource: &EntityUid,
-    ) -> Result<PolicySet, Box<PolicySetError>> {
+    ) -> Result<Arc<PolicySet>, Box<PolicySetError>> {
         let Some(slices) = self.by_action.get(action) else {
-            return Ok(PolicySet::new());
+            return Ok(Arc::new(PolicySet::new()));
         };
-        let own = slices.by_resource.get(resource).into_iter().flatten();
-        PolicySet::from_policies(
-            slices
-                .general
-                .iter()
-                .chain(own)
-                .filter(|i| match &i.principal {
-                    PrincipalScope::Any => true,
-                    PrincipalScope::In(e) => e == principal || principal_in.contains(e),
-                    PrincipalScope::Eq(e) => e == principal,
-                })
-                .map(|i| i.policy.clone()),
-        )
-        .map_err(Box::new)
+        let applies = |i: &Indexed| match &i.principal {
+            PrincipalScope::Any => true,
+            PrincipalScope::In(e) => e == principal || principal_in.contains(e),
+            PrincipalScope::Eq(e) => e == principal,
+        };
+        let positions = |list: &[Indexed]| -> Vec<u32> {
+            (0u32..)
+                .zip(list)
+                .filter(|(_, i)| applies(i))
+                .map(|(n, _)| n)
+                .collect()
+        };
+        let own = slices.by_resource.get(resource);
+        let chosen = Chosen {
+            action: action.clone(),
+            resource: own.map(|_| resource.clone()),
+            general: positions(&slices.general),
+            own: own.map(|o| positions(o)).unwrap_or_default(),
+        };
+        let built = || self.built.as_ref().and_then(|b| b.lock().ok());
+        if let Some(set) = built().and_then(|mut b| b.cache_get(&chosen).cloned()) {
+            return Ok(set);
+        }
+        let pick = |list: &[Indexed], at: &[u32]| -> Vec<Policy> {
+            at.iter()
+                .filter_map(|n| list.get(*n as usize))
+                .map(|i| i.policy.clone())
+                .collect()
+        };
+        let mut policies = pick(&slices.general, &chosen.general);
+        policies.extend(pick(own.map_or(&[][..], Vec::as_slice), &chosen.own));
+        let set = Arc::new(PolicySet::from_policies(policies).map_err(Box::new)?);
+        if let Some(mut b) = built() {
+            b.cache_set(chosen, set.clone());
+        }
+        Ok(set)
     }
 }

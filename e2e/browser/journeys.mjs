@@ -311,11 +311,15 @@ async function readOnlyMember({ projectUrl }) {
   await step('bob, whom a policy forbids to upload, is told so', async () => {
     await page.goto(projectUrl);
     await page.getByRole('heading', { level: 1, name: 'Summer trip 2026' }).waitFor();
+    // The images arrive after the heading: the page is whole once its three tiles are there.
+    const tiles = () => page.waitForFunction(() => document.querySelectorAll('.grid .tile').length === 3);
+    await tiles();
     await page.setInputFiles('#file-input', [file(PICTURES[2])]);
     const refused = page.locator('.upload.failed');
     await refused.waitFor();
     assert.match(await text(refused), /Could not upload “meadow\.png”: you are not allowed to, or it no longer exists\./);
-    assert.equal(await page.locator('.grid .tile').count(), 3);
+    await tiles();
+    assert.equal(await page.locator('.grid .tile').count(), 3, 'the refused upload added no tile');
   });
 }
 

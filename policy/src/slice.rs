@@ -29,7 +29,7 @@ struct Indexed {
 }
 
 /// The policies of a snapshot, grouped by the actions their scope admits.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PolicyIndex {
     by_action: HashMap<EntityUid, Slices>,
     /// Each action as an entity whose parents are all its ancestors: the one entity of the

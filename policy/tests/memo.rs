@@ -10,6 +10,7 @@ use std::path::Path;
 use cedar_policy::{Entity, RestrictedExpression};
 use ipm_policy::cedar::{CedarQuery, CedarVerdict, decide, decide_with};
 use ipm_policy::identity::Email;
+use ipm_policy::routes::RouteMatch;
 use ipm_policy::snapshot::{PolicySnapshot, entity_uid, read_dir};
 use ipm_policy::store::PolicyStore;
 use proptest::prelude::*;
@@ -35,13 +36,7 @@ fn store() -> (tempfile::TempDir, PolicyStore) {
 
 fn policy_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
-    for e in std::fs::read_dir(&shipped).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_file() {
-            std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
-        }
-    }
+    ipm_testkit::copy_policies(dir.path());
     dir
 }
 
@@ -97,6 +92,25 @@ fn step() -> impl Strategy<Value = Step> {
     prop_oneof![6 => ask().prop_map(Step::Ask), 1 => any::<bool>().prop_map(Step::Edit)]
 }
 
+/// The question `user` in `groups` asks with `method` on `route`, about `entities`.
+fn query<'a>(
+    user: &'a Email,
+    groups: &'a [String],
+    method: &'a str,
+    route: &'a RouteMatch,
+    entities: &'a [Entity],
+) -> CedarQuery<'a> {
+    CedarQuery {
+        user,
+        groups,
+        route,
+        method,
+        path: &route.path,
+        client_ip: None,
+        resource_entities: entities,
+    }
+}
+
 /// The answer with the memo, and Cedar's on every policy without it.
 fn both(snapshot: &PolicySnapshot, a: &Ask) -> (CedarVerdict, CedarVerdict) {
     let user: Email = a.user.parse().unwrap();
@@ -111,15 +125,7 @@ fn both(snapshot: &PolicySnapshot, a: &Ask) -> (CedarVerdict, CedarVerdict) {
         let uid = entity_uid(&route.resource_type, &route.resource_id).unwrap();
         entities.push(Entity::new(uid, attrs, HashSet::from([group])).unwrap());
     }
-    let q = CedarQuery {
-        user: &user,
-        groups: &a.groups,
-        route: &route,
-        method: a.method,
-        path: &route.path,
-        client_ip: None,
-        resource_entities: &entities,
-    };
+    let q = query(&user, &a.groups, a.method, &route, &entities);
     (
         decide(snapshot, &q).unwrap(),
         decide_with(snapshot, &q, false).unwrap(),
@@ -207,15 +213,7 @@ fn the_memo_is_bounded() {
     for n in 0..100 {
         let uri = format!("/api/projects/0190a1b2-c3d4-7e5f-8a9b-{n:012}");
         let route = snapshot.routes.matches("GET", &uri).unwrap();
-        let q = CedarQuery {
-            user: &user,
-            groups: &groups,
-            route: &route,
-            method: "GET",
-            path: &route.path,
-            client_ip: None,
-            resource_entities: &[],
-        };
+        let q = query(&user, &groups, "GET", &route, &[]);
         let _ = memo.get_or_decide(&q, || decide_with(&snapshot, &q, true));
     }
     assert_eq!(memo.len(), 8);
@@ -229,15 +227,7 @@ fn a_large_answer_is_decided_and_not_kept() {
     let snapshot = PolicySnapshot::load(dir.path()).unwrap();
     let user: Email = "alice@example.com".parse().unwrap();
     let route = snapshot.routes.matches("GET", "/api/projects").unwrap();
-    let q = CedarQuery {
-        user: &user,
-        groups: &[],
-        route: &route,
-        method: "GET",
-        path: &route.path,
-        client_ip: None,
-        resource_entities: &[],
-    };
+    let q = query(&user, &[], "GET", &route, &[]);
     let large = || {
         Ok(CedarVerdict {
             allowed: true,

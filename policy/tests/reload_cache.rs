@@ -10,13 +10,7 @@ use ipm_policy::store::{PolicyStore, ReloadOutcome};
 
 fn policy_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
-    for e in std::fs::read_dir(&shipped).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_file() {
-            std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
-        }
-    }
+    ipm_testkit::copy_policies(dir.path());
     dir
 }
 

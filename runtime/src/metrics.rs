@@ -89,13 +89,8 @@ impl Collector for AliveTasks {
 
 /// `authz_decision_memo_*`: how the snapshot in force answers, from its memo (`hits`) or from
 /// Cedar (`misses`), since it loaded (a reload starts them again), and the entries it keeps.
+#[derive(Debug)]
 struct DecisionMemoCounts(Arc<PolicyStore>);
-
-impl std::fmt::Debug for DecisionMemoCounts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("DecisionMemoCounts")
-    }
-}
 
 impl Collector for DecisionMemoCounts {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {

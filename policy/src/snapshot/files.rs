@@ -60,17 +60,11 @@ impl ParseCache {
             .filter(|(n, t)| n.ends_with(".cedar") && fresh(n, t).is_none())
             .collect();
         let validator = schema.map(|(s, _)| Validator::new(s.clone()));
-        let done: Vec<(String, ParsedFile)> = todo
-            .iter()
-            .map(|(name, text)| {
-                let mut parsed = parse_one(dir, files, name, text, validator.as_ref());
-                parsed.schema_text = schema.map(|(_, t)| t.to_string());
-                ((*name).clone(), parsed)
-            })
-            .collect();
+        let schema_text = schema.map(|(_, t)| t);
         self.files.retain(|name, _| files.contains_key(name));
-        for (name, parsed) in done {
-            self.files.insert(name, Arc::new(parsed));
+        for (name, text) in todo {
+            let parsed = parse_one(dir, files, name, text, schema_text, validator.as_ref());
+            self.files.insert(name.clone(), Arc::new(parsed));
         }
         files
             .keys()
@@ -86,13 +80,14 @@ fn parse_one(
     files: &SourceFiles,
     name: &str,
     text: &str,
+    schema_text: Option<&str>,
     validator: Option<&Validator>,
 ) -> ParsedFile {
     let display = dir.join(name).display().to_string();
     let mut out = ParsedFile {
         dir: dir.display().to_string(),
         text: text.to_string(),
-        schema_text: None,
+        schema_text: schema_text.map(str::to_string),
         policies: Vec::new(),
         problems: Vec::new(),
         warnings: Vec::new(),
